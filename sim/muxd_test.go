@@ -1,0 +1,184 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/backupd/backupd/usbmux/wire"
+)
+
+func muxPacket(version, message, tag uint32, payload []byte) []byte {
+	var b bytes.Buffer
+	_ = wire.WriteMuxPacket(&b, version, message, tag, payload)
+	return b.Bytes()
+}
+
+// exchange writes raw bytes to the simulated usbmuxd and returns what it
+// answered before closing or going quiet.
+func exchange(t testing.TB, s *Sim, raw []byte) []byte {
+	t.Helper()
+	c, err := net.Dial("unix", s.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	go func() { _, _ = c.Write(raw) }()
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := c.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			return out.Bytes()
+		}
+	}
+}
+
+func TestMuxdHostileClient(t *testing.T) {
+	s, devs := StartT(t, DeviceConfig{})
+	huge := make([]byte, 16)
+	binary.LittleEndian.PutUint32(huge, 0xFFFFFFFF)
+	binary.LittleEndian.PutUint32(huge[4:], 1)
+	binary.LittleEndian.PutUint32(huge[8:], 8)
+	cases := []struct {
+		name string
+		raw  []byte
+	}{
+		{"random bytes", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{"length shorter than header", []byte{4, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0}},
+		{"4 GiB length", huge},
+		{"binary protocol version 0", muxPacket(0, 3, 1, make([]byte, 8))},
+		{"not a plist", muxPacket(1, 8, 1, []byte("<<<<garbage"))},
+		{"truncated plist", muxPacket(1, 8, 1, []byte(`<?xml version="1.0"?><plist><dict><key>MessageType</key>`))},
+		{"wrong types", muxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>Connect</string><key>DeviceID</key><string>x</string></dict></plist>`))},
+		{"unknown request", muxPacket(1, 8, 7, []byte(`<plist><dict><key>MessageType</key><string>Frobnicate</string></dict></plist>`))},
+		{"connect to no device", muxPacket(1, 8, 2, []byte(`<plist><dict><key>MessageType</key><string>Connect</string><key>DeviceID</key><integer>999</integer><key>PortNumber</key><integer>32498</integer></dict></plist>`))},
+		{"connect to closed port", muxPacket(1, 8, 2, []byte(`<plist><dict><key>MessageType</key><string>Connect</string><key>DeviceID</key><integer>1</integer><key>PortNumber</key><integer>1</integer></dict></plist>`))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := exchange(t, s, tc.raw)
+			if len(out) == 0 {
+				return // closed without a word: acceptable
+			}
+			h, payload, err := wire.ReadMuxPacket(bytes.NewReader(out), wire.MaxMuxPayload)
+			if err != nil {
+				t.Fatalf("answer is not a usbmux packet: %v (%q)", err, out)
+			}
+			var r struct {
+				MessageType string
+				Number      int
+			}
+			if err := wire.Decode(payload, &r); err != nil || r.MessageType != "Result" || r.Number == 0 {
+				t.Fatalf("want an error Result, got tag %d %q", h.Tag, payload)
+			}
+		})
+	}
+	// The simulator still serves after all that.
+	out := exchange(t, s, muxPacket(1, 8, 9, []byte(`<plist><dict><key>MessageType</key><string>ListDevices</string></dict></plist>`)))
+	if !bytes.Contains(out, []byte(devs[0].UDID())) {
+		t.Fatalf("ListDevices after hostile clients: %q", out)
+	}
+}
+
+func TestMuxdListenPushesAttachAndDetach(t *testing.T) {
+	s, devs := StartT(t, DeviceConfig{})
+	c, err := net.Dial("unix", s.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(muxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>Listen</string></dict></plist>`))); err != nil {
+		t.Fatal(err)
+	}
+	next := func() map[string]any {
+		_, p, err := wire.ReadMuxPacket(c, wire.MaxMuxPayload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := wire.Decode(p, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := next(); m["MessageType"] != "Result" {
+		t.Fatalf("want Result, got %v", m)
+	}
+	m := next()
+	if m["MessageType"] != "Attached" {
+		t.Fatalf("want Attached for the plugged device, got %v", m)
+	}
+	id := m["DeviceID"]
+	devs[0].Unplug()
+	m = next()
+	if m["MessageType"] != "Detached" || m["DeviceID"] != id || len(m) != 2 {
+		t.Fatalf("want Detached carrying only DeviceID %v, got %v", id, m)
+	}
+	devs[0].Plug()
+	if m := next(); m["MessageType"] != "Attached" || m["DeviceID"] == id {
+		t.Fatalf("replug should attach with a new DeviceID, got %v", m)
+	}
+}
+
+// FuzzMuxd feeds arbitrary bytes to the simulated usbmuxd: it must answer
+// or hang up, never panic.
+func FuzzMuxd(f *testing.F) {
+	f.Add(muxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>ListDevices</string></dict></plist>`)))
+	f.Add(muxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>ReadPairRecord</string><key>PairRecordID</key><string>x</string></dict></plist>`)))
+	f.Add(muxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>SavePairRecord</string><key>PairRecordID</key><string>x</string><key>PairRecordData</key><data>YnBsaXN0MDA=</data></dict></plist>`)))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	s := New(Options{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, b := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.serveMux(a)
+		}()
+		_ = b.SetDeadline(time.Now().Add(time.Second))
+		go func() { _, _ = b.Write(data) }()
+		_, _ = io.Copy(io.Discard, b)
+		b.Close()
+		<-done
+	})
+}
+
+// FuzzLockdownd feeds arbitrary frames to lockdownd outside a session.
+func FuzzLockdownd(f *testing.F) {
+	frame := func(p string) []byte {
+		var b bytes.Buffer
+		_ = wire.WriteFrame(&b, []byte(p))
+		return b.Bytes()
+	}
+	f.Add(frame(`<plist><dict><key>Request</key><string>QueryType</string></dict></plist>`))
+	f.Add(frame(`<plist><dict><key>Request</key><string>GetValue</string><key>Key</key><string>DeviceName</string></dict></plist>`))
+	f.Add(frame(`<plist><dict><key>Request</key><string>Pair</string><key>PairRecord</key><dict><key>HostID</key><string>A</string></dict></dict></plist>`))
+	f.Add(frame(`<plist><dict><key>Request</key><string>StartSession</string><key>HostID</key><integer>1</integer></dict></plist>`))
+	s := New(Options{})
+	d, err := s.AddDevice(DeviceConfig{Pairing: Unpaired})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, b := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			d.serveLockdown(a)
+			a.Close()
+		}()
+		_ = b.SetDeadline(time.Now().Add(time.Second))
+		go func() { _, _ = b.Write(data) }()
+		_, _ = io.Copy(io.Discard, b)
+		b.Close()
+		<-done
+	})
+}

@@ -1,0 +1,50 @@
+package sim
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// StartT starts a simulator on a fresh socket for a test, adds and plugs
+// the given devices, and closes everything when the test ends.
+func StartT(t testing.TB, cfgs ...DeviceConfig) (*Sim, []*Device) {
+	t.Helper()
+	// Unix socket paths are short (108 bytes); t.TempDir can be longer.
+	dir, err := os.MkdirTemp("", "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := New(Options{Socket: filepath.Join(dir, "usbmuxd.sock")})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var devs []*Device
+	for _, c := range cfgs {
+		d, err := s.AddDevice(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Plug()
+		devs = append(devs, d)
+	}
+	return s, devs
+}
+
+// RequireTool returns the path of an external tool. Missing, the test is
+// skipped, except in CI (CI=true), where a missing tool is a failure.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed; CI needs it (make deps installs libimobiledevice-utils)", name)
+	}
+	t.Skipf("%s is not installed (run make deps)", name)
+	return ""
+}
