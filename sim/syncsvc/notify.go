@@ -1,0 +1,260 @@
+package syncsvc
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/backupd/backupd/usbmux/wire"
+)
+
+// Notification names a backup host and the device exchange. The host
+// posts the itunes-mobdev ones; the device sends the itunes-client ones to
+// hosts that observe them (libimobiledevice's NP_SYNC_* names).
+const (
+	NotifySyncWillStart     = "com.apple.itunes-mobdev.syncWillStart"
+	NotifySyncLockRequest   = "com.apple.itunes-mobdev.syncLockRequest"
+	NotifySyncDidStart      = "com.apple.itunes-mobdev.syncDidStart"
+	NotifySyncDidFinish     = "com.apple.itunes-mobdev.syncDidFinish"
+	NotifySyncCancelRequest = "com.apple.itunes-client.syncCancelRequest"
+	NotifySyncSuspend       = "com.apple.itunes-client.syncSuspendRequest"
+	NotifySyncResume        = "com.apple.itunes-client.syncResumeRequest"
+	NotifyBackupDomain      = "com.apple.mobile.backup.domain_changed"
+)
+
+// relayQueue is how many device notifications may wait for one slow
+// connection before Relay stops queueing to it.
+const relayQueue = 32
+
+// NotifyLog is one device's notification center: it records what hosts
+// post and lets the device push notifications to the connections that
+// observe them. One per device, shared by all its notification_proxy
+// connections; safe for concurrent use.
+type NotifyLog struct {
+	mu       sync.Mutex
+	posted   []string
+	sessions map[*npSession]struct{}
+	// changed is closed and replaced whenever something is posted or
+	// observed, waking the Wait methods.
+	changed chan struct{}
+}
+
+type npSession struct {
+	relay    chan string
+	observes map[string]bool // guarded by NotifyLog.mu
+}
+
+// NewNotifyLog returns an empty notification center.
+func NewNotifyLog() *NotifyLog {
+	return &NotifyLog{sessions: map[*npSession]struct{}{}, changed: make(chan struct{})}
+}
+
+// Posted returns the names hosts posted, in order.
+func (l *NotifyLog) Posted() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.posted)
+}
+
+// Observed returns, sorted, the names that connections still open observe.
+func (l *NotifyLog) Observed() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var names []string
+	for s := range l.sessions {
+		for n := range s.observes {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Relay pushes a device notification to every open connection observing
+// name and returns how many it was queued to. A connection that has not
+// drained relayQueue earlier notifications misses this one, as a real
+// device does not wait for a host that stopped reading.
+func (l *NotifyLog) Relay(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for s := range l.sessions {
+		if !s.observes[name] {
+			continue
+		}
+		select {
+		case s.relay <- name:
+			n++
+		default:
+		}
+	}
+	return n
+}
+
+// WaitPosted blocks until some host has posted name, or ctx ends.
+func (l *NotifyLog) WaitPosted(ctx context.Context, name string) error {
+	return l.wait(ctx, func() bool { return slices.Contains(l.posted, name) })
+}
+
+// WaitObserved blocks until an open connection observes name, or ctx
+// ends. Relaying before that would reach nobody.
+func (l *NotifyLog) WaitObserved(ctx context.Context, name string) error {
+	return l.wait(ctx, func() bool {
+		for s := range l.sessions {
+			if s.observes[name] {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// wait polls cond, under the lock, each time the log changes.
+func (l *NotifyLog) wait(ctx context.Context, cond func() bool) error {
+	for {
+		l.mu.Lock()
+		ok, ch := cond(), l.changed
+		l.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notifyLocked wakes waiters; l.mu must be held.
+func (l *NotifyLog) notifyLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *NotifyLog) attach(s *npSession) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sessions[s] = struct{}{}
+}
+
+func (l *NotifyLog) detach(s *npSession) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.sessions, s)
+	l.notifyLocked()
+}
+
+func (l *NotifyLog) observe(s *npSession, name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.observes[name] = true
+	l.notifyLocked()
+}
+
+func (l *NotifyLog) post(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.posted = append(l.posted, name)
+	l.notifyLocked()
+}
+
+// NotifyConfig configures one notification_proxy connection.
+type NotifyConfig struct {
+	// Log is the device's notification center. Nil gives the connection a
+	// private one nobody else sees.
+	Log *NotifyLog
+	// OnPost, if set, runs after each post is recorded, on the serving
+	// goroutine. Fault injection hooks in here, for example relaying a
+	// cancel once the host posts syncDidStart.
+	OnPost func(name string)
+}
+
+type npRequest struct {
+	m   map[string]any
+	err error
+}
+
+// ServeNotificationProxy serves com.apple.mobile.notification_proxy on
+// conn: ObserveNotification and PostNotification {Name}, and Shutdown,
+// answered with ProxyDeath before the connection closes. libimobiledevice
+// waits for that answer on every client it frees (up to 30 s without it),
+// and a backup frees one per notification it posts.
+//
+// Notifications relayed through the config's Log reach the host as
+// {Command: RelayNotification, Name}. Unknown commands are ignored, as a
+// device does.
+func ServeNotificationProxy(ctx context.Context, conn net.Conn, cfg NotifyConfig) error {
+	const service = "notification_proxy"
+	defer own(ctx, conn)()
+	log := cfg.Log
+	if log == nil {
+		log = NewNotifyLog()
+	}
+	s := &npSession{relay: make(chan string, relayQueue), observes: map[string]bool{}}
+	log.attach(s)
+	defer log.detach(s)
+
+	// Requests are read on their own goroutine so that relayed
+	// notifications go out while the host is silent, as the device's do.
+	reqs := make(chan npRequest)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			m, err := readDict(conn)
+			select {
+			case reqs <- npRequest{m, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case name := <-s.relay:
+			msg := map[string]any{"Command": "RelayNotification", "Name": name}
+			if err := wire.WritePlist(conn, msg, wire.XML); err != nil {
+				return ended(ctx, service, err)
+			}
+		case r := <-reqs:
+			if r.err != nil {
+				return ended(ctx, service, r.err)
+			}
+			cmd, ok := str(r.m, "Command")
+			if !ok {
+				return ended(ctx, service, fmt.Errorf("request without a Command: %w", ErrMalformed))
+			}
+			switch cmd {
+			case "ObserveNotification", "PostNotification":
+				name, ok := str(r.m, "Name")
+				if !ok || name == "" {
+					return ended(ctx, service, fmt.Errorf("%s without a Name: %w", cmd, ErrMalformed))
+				}
+				if cmd == "ObserveNotification" {
+					log.observe(s, name)
+					continue
+				}
+				log.post(name)
+				if cfg.OnPost != nil {
+					cfg.OnPost(name)
+				}
+			case "Shutdown":
+				if err := wire.WritePlist(conn, map[string]any{"Command": "ProxyDeath"}, wire.XML); err != nil {
+					return ended(ctx, service, err)
+				}
+				return nil
+			}
+		}
+	}
+}
