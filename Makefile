@@ -1,0 +1,123 @@
+# backupd — developer and CI tasks. `make test` is what CI runs (.ci/run).
+#
+#   make build   compile everything; binaries into bin/
+#   make test    deps, go vet, go test -race, cross-builds for macOS and Windows
+#   make demo    a simulated iPhone listed by Debian's idevice_id
+#   make lint    gofmt, go vet, staticcheck
+#   make bench   benchmarks
+#   make fuzz    every Fuzz target for FUZZTIME each
+#   make deps    install libimobiledevice-utils, usbmuxd and sqlite3 if missing
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+TOOLS     := $(BIN)/tools
+TESTFLAGS ?=
+BENCHFLAGS ?=
+FUZZTIME  ?= 30s
+# Where `make demo` puts the simulator's socket. A fixed short path: unix
+# socket paths are limited to about 100 bytes.
+TMP       ?= /tmp/backupd-demo
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+
+# staticcheck 2026.2.2; the 2026.x releases are the ones that know Go 1.26.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+
+# Every command under cmd/ (backupd, iphonesim) becomes bin/<name>.
+CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
+
+# Debian packages the tests and the demo use, and the commands that show
+# they are installed.
+DEBS     := libimobiledevice-utils usbmuxd sqlite3
+DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3
+
+.PHONY: all build test vet cross demo bench lint fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build ./...
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory cross
+
+vet:
+	$(GO) vet ./...
+
+# backupd runs on Macs and PCs too; these catch code that only builds on
+# Linux. CGO_ENABLED=0 because the release binaries are pure Go.
+cross:
+	GOOS=darwin  GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
+	GOOS=darwin  GOARCH=arm64 CGO_ENABLED=0 $(GO) build ./...
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
+
+# Installs what is missing when we may (root, with apt-get); otherwise says
+# what to install, and under CI fails rather than skip the tests that need
+# these tools.
+deps:
+	@missing=(); \
+	for c in $(DEB_CMDS); do \
+	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || [ -x /sbin/$$c ] || missing+=($$c); \
+	done; \
+	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
+	echo "deps: missing: $${missing[*]}"; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "deps: installing $(DEBS)"; \
+	  apt-get update; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEBS); \
+	  exit 0; \
+	fi; \
+	echo "deps: install them with: sudo apt-get install -y $(DEBS)"; \
+	echo "deps: (tests that need them are skipped)"; \
+	if [ "$${CI:-}" = true ]; then echo "deps: CI=true, so this is an error"; exit 1; fi
+
+# For now: start one simulated iPhone and let Debian's idevice_id list it
+# through the simulator's socket.
+demo: deps build
+	@command -v idevice_id >/dev/null 2>&1 || { echo "demo: idevice_id is missing; run 'make deps' as root or install libimobiledevice-utils"; exit 1; }
+	@mkdir -p $(TMP); sock=$(TMP)/usbmuxd.sock; rm -f $$sock $$sock.ctl; \
+	$(BIN)/iphonesim --socket $$sock --devices 1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
+	for i in $$(seq 50); do [ -S $$sock ] && break; sleep 0.1; done; \
+	[ -S $$sock ] || { echo "demo: iphonesim did not open $$sock"; exit 1; }; \
+	echo "\$$ USBMUXD_SOCKET_ADDRESS=UNIX:$$sock idevice_id -l"; \
+	USBMUXD_SOCKET_ADDRESS=UNIX:$$sock idevice_id -l; \
+	sleep 2
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...
+
+$(STATICCHECK):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS)/staticcheck $@
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+# Runs each Fuzz target alone (go test -fuzz takes one at a time), all of
+# them even when one fails, then fails if any did. A crash is saved under
+# the package's testdata/fuzz/ by go test, where it becomes a seed.
+fuzz:
+	@failed=(); \
+	for pkg in $$($(GO) list ./...); do \
+	  list=$$($(GO) test -list '^Fuzz' $$pkg); \
+	  for f in $$(grep '^Fuzz' <<<"$$list" || true); do \
+	    echo "fuzz: $$pkg $$f for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || failed+=("$$pkg $$f"); \
+	  done; \
+	done; \
+	if [ $${#failed[@]} -gt 0 ]; then printf 'fuzz: FAILED: %s\n' "$${failed[@]}"; exit 1; fi
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		args       []string
+		code       int
+		stdout     string // substring expected on stdout ("" = must be empty)
+		stderr     string // substring expected on stderr ("" = must be empty)
+		stdoutFull bool   // stdout must equal, not contain
+	}{
+		{args: []string{"version"}, code: 0, stdout: "backupd dev\n", stdoutFull: true},
+		{args: []string{"--help"}, code: 0, stdout: "Planned, not yet implemented:"},
+		{args: []string{"help"}, code: 0, stdout: "  doctor "},
+		{args: nil, code: 2, stderr: "Usage: backupd COMMAND"},
+		{args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
+		{args: []string{"run"}, code: 1, stderr: "backupd run: not yet implemented"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(tt.args, &out, &errb); code != tt.code {
+				t.Errorf("exit %d, want %d", code, tt.code)
+			}
+			check := func(name, got, want string, full bool) {
+				switch {
+				case want == "" && got != "":
+					t.Errorf("%s = %q, want empty", name, got)
+				case full && got != want:
+					t.Errorf("%s = %q, want %q", name, got, want)
+				case !strings.Contains(got, want):
+					t.Errorf("%s = %q, want it to contain %q", name, got, want)
+				}
+			}
+			check("stdout", out.String(), tt.stdout, tt.stdoutFull)
+			check("stderr", errb.String(), tt.stderr, false)
+		})
+	}
+}
