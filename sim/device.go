@@ -123,6 +123,8 @@ type Device struct {
 	nextPort  uint16
 	flapStop  chan struct{}
 	sessionOK int // successful StartSessions, for tests
+	mutations int64
+	state     deviceState
 }
 
 type dialogState int

@@ -1,0 +1,235 @@
+package devicelink
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+)
+
+// Limits on the shape of a plist we agree to decode. The plist library
+// recurses once per nesting level and materialises every reference to a
+// shared binary-plist object separately, so a small hostile plist could
+// otherwise exhaust the stack (a fatal error, not a panic) or memory.
+// Real DeviceLink messages nest four or five levels deep.
+const (
+	maxPlistDepth = 64
+	// minNodeBudget and nodesPerByte bound the number of values a plist
+	// expands to: a legitimate binary plist deduplicates only equal values,
+	// so it never expands far beyond its size.
+	minNodeBudget = 1 << 16
+	nodesPerByte  = 8
+	maxNodeBudget = 1 << 24
+)
+
+// checkPlist rejects inputs the plist decoder must not see: formats other
+// than binary and XML, and documents too deep or expanding too far.
+func checkPlist(data []byte) error {
+	if bytes.HasPrefix(data, []byte("bplist")) {
+		return checkBinaryPlist(data)
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
+	if len(trimmed) == 0 || trimmed[0] != '<' {
+		return fmt.Errorf("%w: neither a binary nor an XML plist", ErrProtocol)
+	}
+	return checkXMLDepth(trimmed)
+}
+
+// checkXMLDepth approximates the nesting of <array> and <dict> elements.
+// Markup never appears unescaped inside XML text, so counting tags is
+// enough; comments or CDATA holding tags can only make it stricter.
+func checkXMLDepth(data []byte) error {
+	depth := 0
+	for i := 0; i < len(data); i++ {
+		if data[i] != '<' {
+			continue
+		}
+		rest := data[i+1:]
+		closing := len(rest) > 0 && rest[0] == '/'
+		if closing {
+			rest = rest[1:]
+		}
+		if !bytes.HasPrefix(rest, []byte("array")) && !bytes.HasPrefix(rest, []byte("dict")) {
+			continue
+		}
+		if closing {
+			depth--
+			continue
+		}
+		end := bytes.IndexByte(rest, '>')
+		if end > 0 && rest[end-1] == '/' {
+			continue // <array/> opens nothing
+		}
+		depth++
+		if depth > maxPlistDepth {
+			return fmt.Errorf("%w: XML plist nested deeper than %d", ErrProtocol, maxPlistDepth)
+		}
+	}
+	return nil
+}
+
+// bplist object markers (high nibble).
+const (
+	bpArray = 0xA0
+	bpSet   = 0xC0
+	bpDict  = 0xD0
+)
+
+// checkBinaryPlist validates the trailer and walks the object graph from
+// the top object, computing each container's depth and expanded size
+// without recursion.
+func checkBinaryPlist(data []byte) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: binary plist: "+format, append([]any{ErrProtocol}, args...)...)
+	}
+	if len(data) < 8+32+1 || !bytes.HasPrefix(data, []byte("bplist00")) {
+		return bad("bad header or too short")
+	}
+	trailer := data[len(data)-32:]
+	offSize := uint64(trailer[6])
+	refSize := uint64(trailer[7])
+	numObjects := binary.BigEndian.Uint64(trailer[8:])
+	top := binary.BigEndian.Uint64(trailer[16:])
+	tableOff := binary.BigEndian.Uint64(trailer[24:])
+	end := uint64(len(data) - 32)
+	if !validIntSize(offSize) || !validIntSize(refSize) {
+		return bad("offset size %d, reference size %d", offSize, refSize)
+	}
+	// Every object takes at least one byte between the header and the
+	// offset table, which bounds numObjects by the input size.
+	if numObjects == 0 || numObjects > end || top >= numObjects {
+		return bad("%d objects, top object %d", numObjects, top)
+	}
+	if tableOff < 8 || tableOff > end || (end-tableOff)/offSize < numObjects {
+		return bad("offset table at %d does not fit", tableOff)
+	}
+	if refSize < 8 && numObjects > 1<<(8*refSize) {
+		return bad("%d objects cannot be addressed with %d-byte references", numObjects, refSize)
+	}
+
+	offsetOf := func(obj uint64) (uint64, error) {
+		off := readUint(data[tableOff+obj*offSize:], offSize)
+		if off < 8 || off >= tableOff {
+			return 0, bad("object %d at offset %d", obj, off)
+		}
+		return off, nil
+	}
+	// children returns where the references of a container start and how
+	// many there are; n == 0 for non-containers.
+	children := func(obj uint64) (start, n uint64, err error) {
+		off, err := offsetOf(obj)
+		if err != nil {
+			return 0, 0, err
+		}
+		marker := data[off]
+		kind := marker & 0xF0
+		if kind != bpArray && kind != bpSet && kind != bpDict {
+			return 0, 0, nil
+		}
+		count := uint64(marker & 0x0F)
+		start = off + 1
+		if count == 0x0F {
+			if start >= tableOff {
+				return 0, 0, bad("truncated count at %d", off)
+			}
+			im := data[start]
+			size := uint64(1) << (im & 0x0F)
+			if im&0xF0 != 0x10 || size > 8 || start+1+size > tableOff {
+				return 0, 0, bad("bad count at %d", off)
+			}
+			count = readUint(data[start+1:], size)
+			start += 1 + size
+		}
+		if kind == bpDict {
+			if count > (1<<62)/refSize {
+				return 0, 0, bad("dictionary of %d entries", count)
+			}
+			count *= 2
+		}
+		if count > (tableOff-start)/refSize {
+			return 0, 0, bad("container at %d runs past the offset table", off)
+		}
+		return start, count, nil
+	}
+
+	budget := uint64(len(data)) * nodesPerByte
+	budget = max(budget, minNodeBudget)
+	budget = min(budget, maxNodeBudget)
+
+	// Per object: 0 = unvisited, 1 = on the stack, 2 = done.
+	state := make([]uint8, numObjects)
+	height := make([]uint8, numObjects)
+	size := make([]uint64, numObjects)
+
+	type frame struct {
+		obj, start, n, next uint64
+	}
+	stack := []frame{}
+	push := func(obj uint64) error {
+		if len(stack) >= maxPlistDepth {
+			return bad("nested deeper than %d", maxPlistDepth)
+		}
+		start, n, err := children(obj)
+		if err != nil {
+			return err
+		}
+		state[obj] = 1
+		size[obj] = 1
+		stack = append(stack, frame{obj: obj, start: start, n: n})
+		return nil
+	}
+	if err := push(top); err != nil {
+		return err
+	}
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		if f.next == f.n {
+			state[f.obj] = 2
+			done := f.obj
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 {
+				p := stack[len(stack)-1].obj
+				height[p] = max(height[p], height[done]+1)
+				size[p] += size[done]
+				if size[p] > budget {
+					return bad("expands to more than %d values", budget)
+				}
+			}
+			continue
+		}
+		child := readUint(data[f.start+f.next*refSize:], refSize)
+		f.next++
+		if child >= numObjects {
+			return bad("reference to object %d of %d", child, numObjects)
+		}
+		switch state[child] {
+		case 1:
+			return bad("object %d contains itself", child)
+		case 2:
+			p := f.obj
+			if int(height[child])+len(stack) > maxPlistDepth {
+				return bad("nested deeper than %d", maxPlistDepth)
+			}
+			height[p] = max(height[p], height[child]+1)
+			size[p] += size[child]
+			if size[p] > budget {
+				return bad("expands to more than %d values", budget)
+			}
+		default:
+			if err := push(child); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func validIntSize(n uint64) bool { return n == 1 || n == 2 || n == 4 || n == 8 }
+
+// readUint reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes.
+func readUint(b []byte, n uint64) uint64 {
+	var v uint64
+	for i := uint64(0); i < n; i++ {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
+}

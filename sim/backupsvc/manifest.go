@@ -1,0 +1,316 @@
+package backupsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"howett.net/plist"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/backupd/backupd/sim/fileset"
+	"github.com/backupd/backupd/usbmux/wire"
+)
+
+// Manifest.db flags column.
+const (
+	flagFile = 1
+	flagDir  = 2
+)
+
+// The schema of a real Manifest.db (iOS 10 and later).
+const manifestSchema = `
+CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB);
+CREATE INDEX FilesDomainIdx ON Files(domain);
+CREATE INDEX FilesRelativePathIdx ON Files(relativePath);
+CREATE INDEX FilesFlagsIdx ON Files(flags);
+CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);
+`
+
+// mbFile encodes a file's metadata the way iOS stores it in the `file`
+// column: an NSKeyedArchiver archive of an MBFile object. Generation is
+// the simulator's own key; real readers ignore unknown keys, and it makes
+// change detection exact.
+func mbFile(f fileset.File) ([]byte, error) {
+	mtime := f.ModTime.Unix()
+	obj := map[string]any{
+		"$class":           plist.UID(3),
+		"RelativePath":     plist.UID(2),
+		"LastModified":     mtime,
+		"LastStatusChange": mtime,
+		"Birth":            mtime,
+		"Size":             f.Size,
+		"Mode":             int64(f.Mode),
+		"InodeNumber":      int64(f.Index + 1000),
+		"UserID":           501,
+		"GroupID":          501,
+		"Flags":            0,
+		"ProtectionClass":  3,
+		"Generation":       f.Generation,
+	}
+	if f.IsDir() {
+		obj["Size"] = 0
+		obj["InodeNumber"] = int64(0)
+	}
+	archive := map[string]any{
+		"$version":  100000,
+		"$archiver": "NSKeyedArchiver",
+		"$top":      map[string]any{"root": plist.UID(1)},
+		"$objects": []any{
+			"$null",
+			obj,
+			f.RelativePath,
+			map[string]any{"$classname": "MBFile", "$classes": []any{"MBFile", "NSObject"}},
+		},
+	}
+	return wire.Encode(archive, wire.Binary)
+}
+
+// hostEntry is what the host's Manifest.db says about one file.
+type hostEntry struct {
+	flags      int64
+	size       int64
+	mtime      int64
+	generation uint64
+	hasGen     bool
+}
+
+// parseMBFile reads the fields we compare from a `file` blob.
+func parseMBFile(blob []byte) (hostEntry, error) {
+	var archive map[string]any
+	if err := wire.Decode(blob, &archive); err != nil {
+		return hostEntry{}, err
+	}
+	objs, _ := archive["$objects"].([]any)
+	top, _ := archive["$top"].(map[string]any)
+	root, ok := top["root"].(plist.UID)
+	if !ok || int(root) >= len(objs) {
+		return hostEntry{}, errors.New("not an MBFile archive")
+	}
+	obj, ok := objs[root].(map[string]any)
+	if !ok {
+		return hostEntry{}, errors.New("MBFile root is not a dictionary")
+	}
+	var e hostEntry
+	e.size, _ = toInt(obj["Size"])
+	e.mtime, _ = toInt(obj["LastModified"])
+	if g, ok := toInt(obj["Generation"]); ok {
+		e.generation, e.hasGen = uint64(g), true
+	}
+	return e, nil
+}
+
+func toInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case uint64:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// changed reports whether the device's file differs from what the host
+// holds.
+func (e hostEntry) changed(f fileset.File) bool {
+	if e.flags != flagFile || e.size != f.Size || e.mtime != f.ModTime.Unix() {
+		return true
+	}
+	return e.hasGen && e.generation != f.Generation
+}
+
+// buildManifestDB writes a Manifest.db listing every present file and
+// directory of the snapshot into a new temporary file, and returns its
+// path. The caller removes it.
+func buildManifestDB(ctx context.Context, dir string, files, dirs []fileset.File) (path string, err error) {
+	tmp, err := os.CreateTemp(dir, "backupsvc-manifest-*.db")
+	if err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	path = tmp.Name()
+	tmp.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("manifest: close: %w", cerr)
+		}
+	}()
+	// One connection: the temporary database is private and a second
+	// connection would not see the open transaction's schema.
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, manifestSchema); err != nil {
+		return "", fmt.Errorf("manifest: schema: %w", err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO Files (fileID, domain, relativePath, flags, file) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	defer stmt.Close()
+	insert := func(f fileset.File, flags int) error {
+		blob, err := mbFile(f)
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.ExecContext(ctx, f.FileID, f.Domain, f.RelativePath, flags, blob); err != nil {
+			return fmt.Errorf("manifest: insert %s: %w", f.FileID, err)
+		}
+		return nil
+	}
+	for _, d := range dirs {
+		if err := insert(d, flagDir); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range files {
+		if f.Deleted {
+			continue
+		}
+		if err := insert(f, flagFile); err != nil {
+			return "", err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return "", fmt.Errorf("manifest: commit: %w", err)
+	}
+	return path, nil
+}
+
+// readManifestDB reads the host's copy of Manifest.db.
+func readManifestDB(ctx context.Context, path string) (map[string]hostEntry, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT fileID, flags, file FROM Files`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]hostEntry{}
+	for rows.Next() {
+		var id string
+		var flags int64
+		var blob []byte
+		if err := rows.Scan(&id, &flags, &blob); err != nil {
+			return nil, err
+		}
+		var e hostEntry
+		if flags == flagFile {
+			if e, err = parseMBFile(blob); err != nil {
+				return nil, fmt.Errorf("file %s: %w", id, err)
+			}
+		}
+		e.flags = flags
+		out[id] = e
+	}
+	return out, rows.Err()
+}
+
+// manifestPlist builds Manifest.plist. The simulator does not encrypt
+// content: an encrypted backup carries the keys an encrypted one has,
+// filled with random bytes, and plain data.
+func manifestPlist(cfg *Config, udid string, encrypted bool, now time.Time) ([]byte, error) {
+	d := cfg.Device
+	m := map[string]any{
+		"Version":              "10.0",
+		"Date":                 now,
+		"SystemDomainsVersion": "24.0",
+		"WasPasscodeSet":       true,
+		"IsEncrypted":          encrypted,
+		"Applications":         map[string]any{},
+		"Lockdown": map[string]any{
+			"ProductVersion": d.ProductVersion,
+			"ProductType":    d.ProductType,
+			"BuildVersion":   d.BuildVersion,
+			"UniqueDeviceID": udid,
+			"SerialNumber":   d.SerialNumber,
+			"DeviceName":     d.DeviceName,
+		},
+	}
+	if encrypted {
+		keybag := make([]byte, 256)
+		key := make([]byte, 44)
+		rand.Read(keybag)
+		rand.Read(key)
+		// Bind the fake keybag to the password, so a password change
+		// changes it as on a real device.
+		sum := sha256.Sum256([]byte(cfg.Encryption.Password()))
+		copy(keybag, sum[:])
+		m["BackupKeyBag"] = keybag
+		m["ManifestKey"] = key
+	}
+	return wire.Encode(m, wire.Binary)
+}
+
+// parseManifestPlist reads the host's Manifest.plist; an error means it is
+// empty or corrupt.
+func parseManifestPlist(b []byte) (encrypted bool, err error) {
+	var m map[string]any
+	if err := wire.Decode(b, &m); err != nil {
+		return false, err
+	}
+	if _, ok := m["Lockdown"].(map[string]any); !ok {
+		return false, errors.New("Manifest.plist has no Lockdown dictionary")
+	}
+	encrypted, _ = m["IsEncrypted"].(bool)
+	return encrypted, nil
+}
+
+// statusPlist builds Status.plist for a finished snapshot.
+func statusPlist(uuid string, full bool, now time.Time) ([]byte, error) {
+	return wire.Encode(map[string]any{
+		"BackupState":   "new",
+		"Date":          now,
+		"IsFullBackup":  full,
+		"SnapshotState": "finished",
+		"UUID":          uuid,
+		"Version":       "3.3",
+	}, wire.Binary)
+}
+
+// hostStatus is what we read from the host's Status.plist.
+type hostStatus struct {
+	uuid, state string
+}
+
+func parseStatusPlist(b []byte) (hostStatus, error) {
+	var m map[string]any
+	if err := wire.Decode(b, &m); err != nil {
+		return hostStatus{}, err
+	}
+	var s hostStatus
+	s.uuid, _ = m["UUID"].(string)
+	s.state, _ = m["SnapshotState"].(string)
+	return s, nil
+}
+
+// newUUID returns a random upper-case UUID, the form Status.plist uses.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0F | 0x40
+	b[8] = b[8]&0x3F | 0x80
+	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
+}
