@@ -2,7 +2,7 @@
 #
 #   make build   compile everything; binaries into bin/
 #   make test    deps, go vet, go test -race, cross-builds for macOS and Windows
-#   make demo    a simulated iPhone listed by Debian's idevice_id
+#   make demo    a simulated iPhone, backed up by Debian's idevicebackup2
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   benchmarks
 #   make fuzz    every Fuzz target for FUZZTIME each
@@ -79,18 +79,11 @@ deps:
 	echo "deps: (tests that need them are skipped)"; \
 	if [ "$${CI:-}" = true ]; then echo "deps: CI=true, so this is an error"; exit 1; fi
 
-# For now: start one simulated iPhone and let Debian's idevice_id list it
-# through the simulator's socket.
+# Until the daemon exists: a simulated iPhone that Debian's idevicebackup2
+# backs up, full and then incremental, through the simulated usbmuxd.
 demo: deps build
-	@command -v idevice_id >/dev/null 2>&1 || { echo "demo: idevice_id is missing; run 'make deps' as root or install libimobiledevice-utils"; exit 1; }
-	@mkdir -p $(TMP); sock=$(TMP)/usbmuxd.sock; rm -f $$sock $$sock.ctl; \
-	$(BIN)/iphonesim --socket $$sock --devices 1 & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
-	for i in $$(seq 50); do [ -S $$sock ] && break; sleep 0.1; done; \
-	[ -S $$sock ] || { echo "demo: iphonesim did not open $$sock"; exit 1; }; \
-	echo "\$$ USBMUXD_SOCKET_ADDRESS=UNIX:$$sock idevice_id -l"; \
-	USBMUXD_SOCKET_ADDRESS=UNIX:$$sock idevice_id -l; \
-	sleep 2
+	@command -v idevicebackup2 >/dev/null 2>&1 || { echo "demo: idevicebackup2 is missing; run 'make deps' as root or install libimobiledevice-utils"; exit 1; }
+	BIN=$(BIN) scripts/demo.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...

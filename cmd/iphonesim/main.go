@@ -74,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *control == "" {
 		*control = *socket + ".ctl"
 	}
+	// Catch signals before the sockets exist, so whoever sees them can
+	// already stop us cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -115,8 +119,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		c := d.Config()
 		fmt.Fprintf(stdout, "  %s  %s  (%s, iOS %s, %s)\n", c.UDID, c.Name, c.ProductType, c.ProductVersion, c.Pairing)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	return 0
 }
@@ -167,6 +169,10 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, answer)
 		return 1
 	}
-	fmt.Fprintln(stdout, strings.TrimPrefix(strings.TrimPrefix(answer, "ok\n"), "ok"))
+	answer = strings.TrimPrefix(answer, "ok")
+	answer = strings.TrimPrefix(strings.TrimPrefix(answer, "\n"), " ")
+	if answer != "" {
+		fmt.Fprintln(stdout, answer)
+	}
 	return 0
 }
