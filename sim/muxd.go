@@ -14,6 +14,7 @@ const (
 	resultBadCommand = 1
 	resultBadDevice  = 2
 	resultRefused    = 3
+	resultInvalid    = 22 // EINVAL, for a SavePairRecord without data
 )
 
 const lockdownPort = 62078
@@ -163,11 +164,11 @@ func (s *Sim) handleMux(c *muxClient, tag uint32, req muxRequest) (bool, error) 
 		return false, c.send(tag, map[string]any{"PairRecordData": rec})
 	case "SavePairRecord":
 		if req.PairRecordID == "" || len(req.PairRecordData) == 0 {
-			return false, c.result(tag, resultBadCommand)
+			return false, c.result(tag, resultInvalid)
 		}
 		var rec PairRecord
 		if err := wire.Decode(req.PairRecordData, &rec); err != nil {
-			return false, c.result(tag, resultBadCommand)
+			return false, c.result(tag, resultInvalid)
 		}
 		s.mu.Lock()
 		s.records[req.PairRecordID] = append([]byte(nil), req.PairRecordData...)
@@ -176,12 +177,16 @@ func (s *Sim) handleMux(c *muxClient, tag uint32, req muxRequest) (bool, error) 
 		if err := c.result(tag, resultOK); err != nil {
 			return true, err
 		}
+		// usbmuxd announces Paired only when the request names the
+		// device's current DeviceID.
 		if d, ok := s.Device(req.PairRecordID); ok && d.Plugged() {
 			d.mu.Lock()
 			id := d.id
 			d.mu.Unlock()
-			for _, l := range ls {
-				l.pushPaired(id)
+			if req.DeviceID == id {
+				for _, l := range ls {
+					l.pushPaired(id)
+				}
 			}
 		}
 		return false, nil

@@ -5,10 +5,11 @@
 // A DeviceLink message is a 4-byte big-endian length followed by a plist
 // array whose first element names the message ("DLMessageProcessMessage",
 // "DLMessageUploadFiles", ...). Between some messages the two ends switch to
-// a raw file-transfer framing: the device uploads files with
-// UploadWriter/UploadReader and the host sends files with
-// DownloadWriter/DownloadReader. Both stream through bounded buffers, so a
-// multi-gigabyte file never sits in memory.
+// a raw file-transfer framing, in two variants: Upload (device → host,
+// DLMessageUploadFiles) and Download (host → device,
+// DLMessageDownloadFiles). FileWriter and FileReader speak both; they
+// stream through bounded buffers, so a multi-gigabyte file never sits in
+// memory.
 //
 // Everything read from the peer is untrusted. Decoders enforce size limits
 // (message size, block size, name length, plist depth and expansion) and

@@ -84,6 +84,7 @@ type FileReader struct {
 	ended     bool  // the stream's zero terminator was read
 	err       error // sticky
 	fileErr   error // io.EOF or *RemoteFileError once the file ended
+	empties   int   // consecutive empty data blocks
 	skipBuf   []byte
 	nameBuf   []byte
 	headerBuf [5]byte
@@ -214,6 +215,16 @@ func (fr *FileReader) readBlockHeader() error {
 	case CodeFileData:
 		if n-1 > fr.c.maxBlock() {
 			return fmt.Errorf("%w: %s stream: block of %d bytes (limit %d)", ErrProtocol, fr.dir, n-1, fr.c.maxBlock())
+		}
+		if n == 1 {
+			// Empty blocks carry nothing; a run of them is a peer keeping
+			// Read busy without progress a caller could see.
+			fr.empties++
+			if fr.empties > maxEmptyBlocks {
+				return fmt.Errorf("%w: %s stream: more than %d empty blocks in a row", ErrProtocol, fr.dir, maxEmptyBlocks)
+			}
+		} else {
+			fr.empties = 0
 		}
 		fr.remaining = n - 1
 		fr.sawData = true

@@ -246,6 +246,7 @@ func TestFileReaderErrors(t *testing.T) {
 		{"huge error message", Upload, cat(up("d", "p"), be32(maxErrorMessage+2), []byte{CodeDeviceError}), 0, ErrProtocol},
 		{"truncated block", Download, cat(be32(1), []byte("p"), be32(11), []byte{0x0C}, []byte("abc")), 0, io.ErrUnexpectedEOF},
 		{"truncated header", Download, cat(be32(1), []byte("p"), []byte{0, 0}), 0, io.ErrUnexpectedEOF},
+		{"endless empty blocks", Download, cat(be32(1), []byte("p"), bytes.Repeat(cat(be32(1), []byte{0x0C}), maxEmptyBlocks+1)), 0, ErrProtocol},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,6 +280,19 @@ func drain(fr *FileReader) error {
 		if err != nil && !errors.As(err, &rfe) {
 			return err
 		}
+	}
+}
+
+func TestSomeEmptyBlocksAreFine(t *testing.T) {
+	in := cat(be32(1), []byte("p"), bytes.Repeat(cat(be32(1), []byte{0x0C}), maxEmptyBlocks),
+		be32(3), []byte{0x0C}, []byte("ab"), be32(1), []byte{0x0C}, be32(1), []byte{0x00}, be32(0))
+	fr := NewConn(rw{bytes.NewReader(in), io.Discard}).NewFileReader(Download)
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(fr)
+	if err != nil || string(got) != "ab" {
+		t.Fatalf("got %q, %v", got, err)
 	}
 }
 

@@ -65,6 +65,8 @@ const (
 	MaxName = 4096
 	// maxErrorMessage bounds the text of an error block.
 	maxErrorMessage = 64 << 10
+	// maxEmptyBlocks bounds a run of data blocks without content.
+	maxEmptyBlocks = 64
 )
 
 // Conn is one DeviceLink connection. It is not safe for concurrent use:
@@ -139,9 +141,6 @@ func (c *Conn) ReadMessage() (string, []any, error) {
 
 // DecodeMessage decodes one framed message body (without its length).
 func DecodeMessage(data []byte) (string, []any, error) {
-	if err := checkPlist(data); err != nil {
-		return "", nil, err
-	}
 	var v any
 	if err := wire.Decode(data, &v); err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrProtocol, err)

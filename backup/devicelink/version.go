@@ -11,10 +11,10 @@ type Version struct {
 
 // Version400 is what iOS 14 and later announce for mobilebackup2. Debian's
 // libimobiledevice accepts it; upstream 1.3.0 still expects 300.
-var Version400 = Version{400, 0}
+func Version400() Version { return Version{400, 0} }
 
-// hostAcceptedMajors are the DeviceLink majors our host speaks.
-var hostAcceptedMajors = [...]uint64{300, 400}
+// hostAccepts reports whether our host speaks a DeviceLink major.
+func hostAccepts(major uint64) bool { return major == 300 || major == 400 }
 
 // DeviceVersionExchange runs the device's half of the handshake: announce
 // v, wait for DLVersionsOk, then declare DLMessageDeviceReady.
@@ -63,11 +63,7 @@ func (c *Conn) HostVersionExchange() (Version, error) {
 		return Version{}, fmt.Errorf("%w: version %v.%v is not a pair of integers", ErrProtocol, msg[1], msg[2])
 	}
 	v := Version{major, minor}
-	accepted := false
-	for _, m := range hostAcceptedMajors {
-		accepted = accepted || m == major
-	}
-	if !accepted {
+	if !hostAccepts(major) {
 		return v, fmt.Errorf("%w: device speaks DeviceLink %d.%d", ErrUnsupportedVersion, major, minor)
 	}
 	if err := c.WriteMessage(MsgVersionExchange, MsgVersionsOk, major); err != nil {

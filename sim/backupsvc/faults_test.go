@@ -199,32 +199,46 @@ func TestFirstMessageDelay(t *testing.T) {
 }
 
 // TestHangupWhileWaiting checks that a device waiting (for a passcode, or
-// before its first message) notices the host leaving at once.
+// before its first message) notices at once when the host hangs up or
+// disconnects.
 func TestHangupWhileWaiting(t *testing.T) {
-	r := newRig(t, fileset.Spec{Seed: 12, Files: 3, MaxSize: 100})
-	dev, hc := connPair(t)
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(context.Background(), dev, r.config(Faults{PasscodeNeverEntered: true, PasscodeDelay: time.Hour}))
-	}()
-	go func() {
-		// Handshake and request, then give up waiting.
-		h := r.host
-		h.dl = devicelink.NewConn(hc)
-		h.dl.HostVersionExchange()
-		h.dl.SendProcessMessage(map[string]any{"MessageName": "Hello", "SupportedProtocolVersions": []any{2.1}})
-		h.dl.ReadProcessMessage()
-		h.dl.SendProcessMessage(backupReq(true))
-		time.Sleep(100 * time.Millisecond)
-		hc.Close()
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("Serve reported success")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve kept waiting for a host that left")
+	for _, disconnect := range []bool{false, true} {
+		t.Run(map[bool]string{false: "close", true: "disconnect"}[disconnect], func(t *testing.T) {
+			r := newRig(t, fileset.Spec{Seed: 12, Files: 3, MaxSize: 100})
+			dev, hc := connPair(t)
+			done := make(chan error, 1)
+			go func() {
+				done <- Serve(context.Background(), dev, r.config(Faults{PasscodeNeverEntered: true, PasscodeDelay: time.Hour}))
+			}()
+			go func() {
+				// Handshake and request, then give up waiting.
+				dl := devicelink.NewConn(hc)
+				dl.HostVersionExchange()
+				dl.SendProcessMessage(map[string]any{"MessageName": "Hello", "SupportedProtocolVersions": []any{2.1}})
+				dl.ReadProcessMessage()
+				dl.SendProcessMessage(backupReq(true))
+				time.Sleep(100 * time.Millisecond)
+				if disconnect {
+					dl.Disconnect("")
+					// Like idevicebackup2, read whatever comes until the
+					// device is gone.
+					for {
+						if _, _, err := dl.ReadMessage(); err != nil {
+							break
+						}
+					}
+				}
+				hc.Close()
+			}()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Serve kept waiting for a host that left")
+			}
+			if r.stats.BackupsCompleted.Load() != 0 {
+				t.Fatal("backup completed")
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/backupd/backupd/backup/devicelink"
@@ -54,8 +55,6 @@ func Serve(ctx context.Context, conn net.Conn, cfg Config) error {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// Blocked reads and writes end when the context does.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -68,8 +67,9 @@ func Serve(ctx context.Context, conn net.Conn, cfg Config) error {
 	dl.MaxMessage = maxHostMessage
 	s := &session{ctx: ctx, cfg: &cfg, conn: conn, dl: dl, stats: cfg.Stats}
 	err := s.run()
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrUnplugged) && !errors.Is(err, ErrStalled) {
-		return fmt.Errorf("backupsvc: %w (%w)", context.Cause(ctx), err)
+	if ctx.Err() != nil && !errors.Is(err, ErrUnplugged) && !errors.Is(err, ErrStalled) {
+		// Whatever run saw (often a deadline error), the context ended it.
+		return fmt.Errorf("backupsvc: %w (%v)", context.Cause(ctx), err)
 	}
 	return err
 }
@@ -99,7 +99,7 @@ func (s *session) run() error {
 	if err := s.enter(StepVersion); err != nil {
 		return err
 	}
-	if err := s.dl.DeviceVersionExchange(devicelink.Version400); err != nil {
+	if err := s.dl.DeviceVersionExchange(devicelink.Version400()); err != nil {
 		return fmt.Errorf("backupsvc: %w", err)
 	}
 	if err := s.enter(StepHello); err != nil {
@@ -136,7 +136,7 @@ func (s *session) run() error {
 // isHangup tells a host closing the connection from other failures.
 func isHangup(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) ||
-		errors.Is(err, os.ErrDeadlineExceeded)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (s *session) hello() error {
@@ -233,14 +233,10 @@ func (s *session) wait(d time.Duration) error {
 		if err != nil {
 			return fmt.Errorf("backupsvc: host left while the device was busy: %w", err)
 		}
-		// The host spoke out of turn; its bytes stay buffered for the
-		// next read. Sit out the rest of the delay.
-		select {
-		case <-timer.C:
-			return nil
-		case <-s.ctx.Done():
-			return s.ctx.Err()
-		}
+		// The host spoke out of turn (idevicebackup2 sends
+		// DLMessageDisconnect when interrupted). Stop waiting; its bytes
+		// stay buffered, and the next read of the protocol meets them.
+		return nil
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	case <-timer.C:

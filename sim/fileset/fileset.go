@@ -22,14 +22,16 @@ import (
 	"time"
 )
 
-// DefaultDomains are the backup domains files are spread over when a
+// DefaultDomains returns the backup domains files are spread over when a
 // Spec names none.
-var DefaultDomains = []string{
-	"HomeDomain",
-	"CameraRollDomain",
-	"MediaDomain",
-	"AppDomain-com.example.notes",
-	"AppDomain-com.example.chat",
+func DefaultDomains() []string {
+	return []string{
+		"HomeDomain",
+		"CameraRollDomain",
+		"MediaDomain",
+		"AppDomain-com.example.notes",
+		"AppDomain-com.example.chat",
+	}
 }
 
 // File modes as the device reports them in Manifest.db (type bits
@@ -52,7 +54,8 @@ type Spec struct {
 	// and caches span several orders of magnitude, so a uniform
 	// distribution would make every file "large". MaxSize 0 means 1 MiB.
 	MinSize, MaxSize int64
-	// Domains to spread files over, round robin; nil means DefaultDomains.
+	// Domains to spread files over, round robin; nil means
+	// DefaultDomains().
 	Domains []string
 	// FilesPerDir is how many files share a directory; 0 means 50.
 	FilesPerDir int
@@ -111,7 +114,7 @@ func BackupPath(fileID string) string {
 }
 
 // baseTime anchors modification times; any fixed instant works.
-var baseTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+func baseTime() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // Set is a device's file set. It is safe for concurrent use.
 type Set struct {
@@ -135,7 +138,7 @@ func New(spec Spec) (*Set, error) {
 		return nil, fmt.Errorf("fileset: bad size range %d..%d", spec.MinSize, spec.MaxSize)
 	}
 	if len(spec.Domains) == 0 {
-		spec.Domains = DefaultDomains
+		spec.Domains = DefaultDomains()
 	}
 	if spec.FilesPerDir <= 0 {
 		spec.FilesPerDir = 50
@@ -174,7 +177,7 @@ func New(spec Spec) (*Set, error) {
 				FileID:       FileID(domain, d),
 				Mode:         ModeDir,
 				Generation:   1,
-				ModTime:      baseTime,
+				ModTime:      baseTime(),
 				seed:         s.seed,
 			})
 		}
@@ -235,7 +238,7 @@ func parent(p string) string {
 func (s *Set) setGeneration(f *File, gen uint64) {
 	f.Generation = gen
 	f.Size = s.size(f.Index, gen)
-	f.ModTime = baseTime.Add(time.Duration(f.Index)*time.Second + time.Duration(gen-1)*time.Hour)
+	f.ModTime = baseTime().Add(time.Duration(f.Index)*time.Second + time.Duration(gen-1)*time.Hour)
 }
 
 // size draws a log-uniform size with integer arithmetic only, so that it
@@ -259,7 +262,11 @@ func (s *Set) size(index int, gen uint64) int64 {
 }
 
 // Spec returns the spec the set was built from, with defaults filled in.
-func (s *Set) Spec() Spec { return s.spec }
+func (s *Set) Spec() Spec {
+	spec := s.spec
+	spec.Domains = slices.Clone(spec.Domains)
+	return spec
+}
 
 // Len is the number of regular files, deleted ones included.
 func (s *Set) Len() int {

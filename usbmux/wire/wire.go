@@ -97,6 +97,10 @@ func ReadFrame(r io.Reader, max uint32) ([]byte, error) {
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			// Only an EOF between frames is clean.
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("truncated frame: %w", err)
 	}
 	return buf, nil
@@ -145,6 +149,11 @@ func Decode(data []byte, v any) (err error) {
 	}()
 	if len(data) == 0 {
 		return fmt.Errorf("empty plist: %w", ErrMalformed)
+	}
+	// A few hundred hostile bytes can otherwise make the plist library
+	// recurse or expand without bound.
+	if err := checkPlist(data); err != nil {
+		return err
 	}
 	if _, err := plist.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("plist decode: %v: %w", err, ErrMalformed)

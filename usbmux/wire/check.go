@@ -1,4 +1,4 @@
-package devicelink
+package wire
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func checkPlist(data []byte) error {
 	}
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
 	if len(trimmed) == 0 || trimmed[0] != '<' {
-		return fmt.Errorf("%w: neither a binary nor an XML plist", ErrProtocol)
+		return fmt.Errorf("%w: neither a binary nor an XML plist", ErrMalformed)
 	}
 	return checkXMLDepth(trimmed)
 }
@@ -55,13 +55,17 @@ func checkXMLDepth(data []byte) error {
 			depth--
 			continue
 		}
-		end := bytes.IndexByte(rest, '>')
-		if end > 0 && rest[end-1] == '/' {
+		// Look for the tag's end nearby only: a scan to the end of the
+		// input for every tag would be quadratic on hostile input. A tag
+		// whose end is not found counts as opening, the strict choice.
+		window := rest[:min(len(rest), 64)]
+		end := bytes.IndexByte(window, '>')
+		if end > 0 && window[end-1] == '/' {
 			continue // <array/> opens nothing
 		}
 		depth++
 		if depth > maxPlistDepth {
-			return fmt.Errorf("%w: XML plist nested deeper than %d", ErrProtocol, maxPlistDepth)
+			return fmt.Errorf("%w: XML plist nested deeper than %d", ErrMalformed, maxPlistDepth)
 		}
 	}
 	return nil
@@ -79,7 +83,7 @@ const (
 // without recursion.
 func checkBinaryPlist(data []byte) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: binary plist: "+format, append([]any{ErrProtocol}, args...)...)
+		return fmt.Errorf("%w: binary plist: "+format, append([]any{ErrMalformed}, args...)...)
 	}
 	if len(data) < 8+32+1 || !bytes.HasPrefix(data, []byte("bplist00")) {
 		return bad("bad header or too short")
@@ -94,13 +98,13 @@ func checkBinaryPlist(data []byte) error {
 	if !validIntSize(offSize) || !validIntSize(refSize) {
 		return bad("offset size %d, reference size %d", offSize, refSize)
 	}
-	// Every object takes at least one byte between the header and the
-	// offset table, which bounds numObjects by the input size.
-	if numObjects == 0 || numObjects > end || top >= numObjects {
-		return bad("%d objects, top object %d", numObjects, top)
-	}
 	if tableOff < 8 || tableOff > end || (end-tableOff)/offSize < numObjects {
 		return bad("offset table at %d does not fit", tableOff)
+	}
+	// Every object takes at least one byte between the header and the
+	// offset table, which bounds numObjects by the input size.
+	if numObjects == 0 || numObjects > tableOff || top >= numObjects {
+		return bad("%d objects, top object %d", numObjects, top)
 	}
 	if refSize < 8 && numObjects > 1<<(8*refSize) {
 		return bad("%d objects cannot be addressed with %d-byte references", numObjects, refSize)
@@ -158,7 +162,7 @@ func checkBinaryPlist(data []byte) error {
 	// Per object: 0 = unvisited, 1 = on the stack, 2 = done.
 	state := make([]uint8, numObjects)
 	height := make([]uint8, numObjects)
-	size := make([]uint64, numObjects)
+	size := make([]uint32, numObjects) // at most maxNodeBudget
 
 	type frame struct {
 		obj, start, n, next uint64
@@ -190,7 +194,7 @@ func checkBinaryPlist(data []byte) error {
 				p := stack[len(stack)-1].obj
 				height[p] = max(height[p], height[done]+1)
 				size[p] += size[done]
-				if size[p] > budget {
+				if uint64(size[p]) > budget {
 					return bad("expands to more than %d values", budget)
 				}
 			}
@@ -211,7 +215,7 @@ func checkBinaryPlist(data []byte) error {
 			}
 			height[p] = max(height[p], height[child]+1)
 			size[p] += size[child]
-			if size[p] > budget {
+			if uint64(size[p]) > budget {
 				return bad("expands to more than %d values", budget)
 			}
 		default:
