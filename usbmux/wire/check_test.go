@@ -99,4 +99,3 @@ func TestCheckXMLLinear(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
