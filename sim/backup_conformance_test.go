@@ -99,22 +99,31 @@ func TestIdevicebackup2Faults(t *testing.T) {
 	cases := []struct {
 		name   string
 		faults Faults
+		says   string // what idevicebackup2 prints
 		replug bool
 	}{
-		{"device reports no space on the computer (105)", Faults{ErrorCode: 105}, false},
+		{"device reports no space on the computer (105)", Faults{ErrorCode: 105}, "Backup Failed (Error Code 105)", false},
+		{"snapshot failed after an interrupted backup (3)", Faults{ErrorCode: 3}, "ErrorCode 3: Failed to create snapshot", false},
+		{"passcode never entered (208)", Faults{PasscodeNeverEntered: true, PasscodeDelay: 100 * time.Millisecond}, "Backup Failed (Error Code 208)", false},
+		// idevicebackup2 tries the lock 50 times, 200 ms apart.
+		{"another tool holds the sync lock", Faults{LockNeverGranted: true}, "timeout while locking for sync", false},
 		// Mid-file: Debian's idevicebackup2 1.3.0 spins forever when the
 		// connection drops exactly between two files (it takes a read of
 		// 0 bytes for "device needs more time"), as it would with a phone.
-		{"cable pulled mid-file", Faults{UnplugAfterBytes: 200 << 10}, true},
+		{"cable pulled mid-file", Faults{UnplugAfterBytes: 200 << 10}, "Backup Aborted.", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s, devs := StartT(t, DeviceConfig{Files: FileSpec{Count: 100}, Faults: tc.faults})
 			d := devs[0]
 			dir := t.TempDir()
 			out, err := runTool(t, s, 2*time.Minute, "idevicebackup2", "-u", d.UDID(), "backup", "--full", dir)
 			if err == nil || strings.Contains(out, "Backup Successful.") {
 				t.Fatalf("idevicebackup2 should fail:\n%s", out)
+			}
+			if !strings.Contains(out, tc.says) {
+				t.Fatalf("idevicebackup2 should say %q:\n%s", tc.says, out)
 			}
 			// The simulator survives: clear the fault and back up again.
 			d.SetFaults(Faults{})
