@@ -125,6 +125,8 @@ type Device struct {
 	sessionOK int // successful StartSessions, for tests
 	mutations int64
 	state     deviceState
+	// preflightPending: usbmuxd raised the Trust dialog itself.
+	preflightPending bool
 }
 
 type dialogState int
@@ -186,7 +188,12 @@ func (d *Device) Plugged() bool {
 func (d *Device) TapTrust() {
 	d.mu.Lock()
 	d.dialog = dialogAccepted
+	preflight := d.preflightPending && d.plugged
+	d.preflightPending = false
 	d.mu.Unlock()
+	if preflight {
+		d.sim.preflightPair(d)
+	}
 }
 
 // TapDontTrust is the simulated user tapping Don't Trust.

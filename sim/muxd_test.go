@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -181,4 +183,67 @@ func FuzzLockdownd(f *testing.F) {
 		b.Close()
 		<-done
 	})
+}
+
+// With Preflight, usbmuxd raises the Trust dialog at plug-in and saves
+// its own pair record when the user taps Trust, as Linux's usbmuxd does.
+func TestPreflightPairsOnTrust(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s := New(Options{Socket: filepath.Join(dir, "mux.sock"), Preflight: true})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := s.AddDevice(DeviceConfig{Pairing: Unpaired})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paired, err := s.AddDevice(DeviceConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", s.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(muxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>Listen</string></dict></plist>`))); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		_, p, err := wire.ReadMuxPacket(c, wire.MaxMuxPayload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ MessageType string }
+		_ = wire.Decode(p, &m)
+		return m.MessageType
+	}
+	next() // Result
+	paired.Plug()
+	d.Plug()
+	next()
+	next()
+	if paired.TrustPending() {
+		t.Error("a device that trusts the stored record shows the Trust dialog")
+	}
+	if !d.TrustPending() {
+		t.Fatal("preflight did not raise the Trust dialog at plug-in")
+	}
+	if _, ok := s.PairRecord(d.UDID()); ok {
+		t.Fatal("a pair record exists before the user tapped Trust")
+	}
+	d.TapTrust()
+	if got := next(); got != "Paired" {
+		t.Fatalf("after Trust usbmuxd pushed %q, want Paired", got)
+	}
+	rec, ok := s.PairRecord(d.UDID())
+	if !ok || d.validate(rec.HostID) != "" {
+		t.Fatal("usbmuxd did not save a pair record the device trusts")
+	}
 }

@@ -23,6 +23,12 @@ type Options struct {
 	Socket string
 	// Logger receives protocol traces; nil discards them.
 	Logger *slog.Logger
+	// Preflight makes usbmuxd pair by itself, as Linux's usbmuxd does: a
+	// device plugged in without a pair record it trusts shows the Trust
+	// dialog at once, and when the user taps Trust usbmuxd saves a pair
+	// record of its own and pushes Paired. Without it (as on macOS) the
+	// dialog appears only when a host sends Pair.
+	Preflight bool
 }
 
 // Sim is a simulated usbmuxd with the devices behind it.
@@ -238,11 +244,57 @@ func (s *Sim) plug(d *Device) {
 	if d.dialog == dialogDenied {
 		d.dialog = dialogNone
 	}
+	if s.opts.Preflight && !d.trustsRecordLocked(s.records[d.cfg.UDID]) && d.dialog == dialogNone {
+		d.dialog = dialogPending
+		d.preflightPending = true
+	}
 	d.mu.Unlock()
 	ls := s.listenerList()
 	s.mu.Unlock()
 	for _, l := range ls {
 		l.pushAttached(d)
+	}
+}
+
+// trustsRecordLocked reports whether the device trusts the HostID of a
+// stored pair record. d.mu must be held.
+func (d *Device) trustsRecordLocked(raw []byte) bool {
+	if raw == nil {
+		return false
+	}
+	var rec PairRecord
+	if err := wire.Decode(raw, &rec); err != nil {
+		return false
+	}
+	_, ok := d.trusted[rec.HostID]
+	return ok
+}
+
+// preflightPair is usbmuxd finishing the pairing it started at plug-in,
+// once the user tapped Trust.
+func (s *Sim) preflightPair(d *Device) {
+	rec, err := newPairRecord(&d.key.PublicKey, newUUID(), s.buid, d.escrow)
+	if err != nil {
+		s.log.Debug("preflight: pair record", "err", err)
+		return
+	}
+	raw, err := rec.Marshal()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	d.mu.Lock()
+	d.trusted[rec.HostID] = rec.DeviceCertificate
+	d.dialog = dialogNone
+	id, plugged := d.id, d.plugged
+	s.records[d.cfg.UDID] = raw
+	ls := s.listenerList()
+	d.mu.Unlock()
+	s.mu.Unlock()
+	if plugged {
+		for _, l := range ls {
+			l.pushPaired(id)
+		}
 	}
 }
 

@@ -46,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	speed := fs.Uint64("speed", 480000000, "link speed in bit/s")
 	product := fs.String("product-type", "iPhone14,5", "ProductType, e.g. iPhone16,1 for an iPhone 15 Pro")
 	unplugged := fs.Bool("unplugged", false, "start with the devices unplugged (plug them with ctl)")
+	preflight := fs.Bool("preflight", false, "pair from usbmuxd itself when the user taps Trust, as Linux's usbmuxd does")
 	verbose := fs.Bool("v", false, "log every protocol request")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: iphonesim [flags]\n       iphonesim ctl [--control PATH] COMMAND...\n\nRuns simulated iPhones behind a simulated usbmuxd until interrupted.\n\nFlags:\n")
@@ -87,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "iphonesim:", err)
 		return 1
 	}
-	s := sim.New(sim.Options{Socket: *socket, Logger: log})
+	s := sim.New(sim.Options{Socket: *socket, Logger: log, Preflight: *preflight})
 	for i := 0; i < *devices; i++ {
 		d, err := s.AddDevice(sim.DeviceConfig{
 			Pairing:     ps,
