@@ -2,6 +2,7 @@ package usbmux
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -86,39 +87,121 @@ func FuzzMuxStream(f *testing.F) {
 				reconcileDevices(devices, list)
 				checkDeviceMap(t, devices)
 			}
-			before := len(devices)
-			evs, err := applyNotification(devices, msg)
-			if err != nil {
-				if cause.Of(err) != cause.ProtocolError {
-					t.Fatalf("notification error without protocol_error: %v", err)
-				}
-				continue
-			}
-			checkDeviceMap(t, devices)
-			delta := 0
-			for _, ev := range evs {
-				checkDevice(t, ev.Device)
-				switch ev.Kind {
-				case Attached:
-					delta++
-					if devices[ev.Device.DeviceID] != ev.Device {
-						t.Fatalf("attached %+v not in the map", ev.Device)
-					}
-				case Detached:
-					delta--
-				case Paired:
-					if devices[ev.Device.DeviceID] != ev.Device {
-						t.Fatalf("paired %+v not in the map", ev.Device)
-					}
-				default:
-					t.Fatalf("notification made a %v event", ev.Kind)
-				}
-			}
-			if len(devices) != before+delta {
-				t.Fatalf("map went from %d to %d devices with events %+v", before, len(devices), evs)
-			}
+			applyAndCheck(t, devices, msg)
 		}
 	})
+}
+
+// applyAndCheck applies one notification to devices and checks that the
+// map stays sound and the events describe the change.
+func applyAndCheck(t *testing.T, devices map[uint32]Device, msg muxMessage) {
+	t.Helper()
+	before := len(devices)
+	evs, err := applyNotification(devices, msg)
+	if err != nil {
+		if cause.Of(err) != cause.ProtocolError {
+			t.Fatalf("notification error without protocol_error: %v", err)
+		}
+		return
+	}
+	checkDeviceMap(t, devices)
+	delta := 0
+	for _, ev := range evs {
+		checkDevice(t, ev.Device)
+		switch ev.Kind {
+		case Attached:
+			delta++
+			if devices[ev.Device.DeviceID] != ev.Device {
+				t.Fatalf("attached %+v not in the map", ev.Device)
+			}
+		case Detached:
+			delta--
+		case Paired:
+			if devices[ev.Device.DeviceID] != ev.Device {
+				t.Fatalf("paired %+v not in the map", ev.Device)
+			}
+		default:
+			t.Fatalf("notification made a %v event", ev.Kind)
+		}
+	}
+	if len(devices) != before+delta {
+		t.Fatalf("map went from %d to %d devices with events %+v", before, len(devices), evs)
+	}
+}
+
+// FuzzGoIOSListen feeds a stream to the watcher's go-ios path: the Listen
+// reply, then notifications read by go-ios's receive func behind the
+// guard, mapped to ours and applied. Beyond no panic (go-ios's included:
+// goiosCall would hide one, so the target fails on it) and sound device
+// maps, go-ios must read every packet the guard let through as our
+// decoder did.
+func FuzzGoIOSListen(f *testing.F) {
+	pkt := func(tag uint32, msg any) []byte {
+		b, err := wire.Encode(msg, wire.XML)
+		if err != nil {
+			f.Fatal(err)
+		}
+		var buf bytes.Buffer
+		_ = wire.WriteMuxPacket(&buf, wire.MuxVersionPlist, wire.MuxMessagePlist, tag, b)
+		return buf.Bytes()
+	}
+	ok := pkt(1, map[string]any{"MessageType": "Result", "Number": 0})
+	att := attachedMsg(1, "00008030-001A2C3E0E62802E", "USB", 480000000)
+	cat := func(ps ...[]byte) []byte { return bytes.Join(ps, nil) }
+	f.Add(cat(ok, pkt(0, att)))
+	f.Add(cat(ok, pkt(0, att), pkt(0, map[string]any{"MessageType": "Detached", "DeviceID": 1})))
+	f.Add(cat(ok, pkt(0, att), pkt(0, map[string]any{"MessageType": "Paired", "DeviceID": 1})))
+	f.Add(cat(ok, pkt(0, attachedMsg(2, "abc", "Network", 0)), pkt(0, attachedMsg(2, "def", "USB", 5))))
+	f.Add(cat(ok, pkt(0, map[string]any{"MessageType": "Attached", "DeviceID": -3, "Properties": map[string]any{"LocationID": 1.5}})))
+	bin, _ := wire.Encode(att, wire.Binary)
+	var binPkt bytes.Buffer
+	_ = wire.WriteMuxPacket(&binPkt, wire.MuxVersionPlist, wire.MuxMessagePlist, 0, bin)
+	f.Add(cat(ok, binPkt.Bytes()))
+	f.Add(pkt(1, map[string]any{"MessageType": "Result", "Number": 3}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		x := newGoIOSMux(&muxConn{c: NewClient(Config{}), conn: &scriptConn{r: bytes.NewReader(data)}})
+		ctx := context.Background()
+		allowed := func(err error) {
+			t.Helper()
+			if errors.Is(err, errGoIOSPanic) {
+				t.Fatalf("go-ios panicked on a packet the guard let through: %v", err)
+			}
+			if c := cause.Of(err); c != cause.ProtocolError && c != cause.UsbmuxdUnavailable {
+				t.Fatalf("error with cause %s: %v", c, err)
+			}
+		}
+		if err := x.listen(ctx); err != nil {
+			allowed(err)
+			return
+		}
+		devices := map[uint32]Device{}
+		for {
+			msg, err := x.notification(ctx)
+			if err != nil {
+				var re *MuxResultError
+				if errors.As(err, &re) {
+					t.Fatalf("a notification read as a Result: %v", err)
+				}
+				allowed(err)
+				return
+			}
+			if ours := notificationFields(x.guard.msg); !reflect.DeepEqual(ours, notificationFields(msg)) {
+				t.Fatalf("go-ios read %+v, our decoder %+v", notificationFields(msg), ours)
+			}
+			applyAndCheck(t, devices, msg)
+		}
+	})
+}
+
+// notificationFields is what a notification says, with no Properties and
+// empty ones alike.
+func notificationFields(m muxMessage) muxMessage {
+	out := muxMessage{MessageType: m.MessageType, DeviceID: m.DeviceID}
+	if m.Properties != nil && *m.Properties != (muxProperties{}) {
+		p := *m.Properties
+		out.Properties = &p
+	}
+	return out
 }
 
 func checkDevice(t *testing.T, d Device) {

@@ -34,6 +34,15 @@ const closeNotifyWait = 5 * time.Second
 // when that is earlier. After an I/O failure, a timeout or a reply to the
 // wrong request, the stream may be out of step, so every later call fails
 // at once with the first failure.
+//
+// Ours, not go-ios's LockDownConnection, which lacks what backupd needs:
+// its GetValue drops the reply's Error (so no typed errors), it has no
+// QueryType or ValidatePair and no EscrowBag in StartService, its TLS
+// accepts any device certificate where we pin the pair record's, and its
+// StopSession neither checks the reply nor leaves TLS. Its 4-byte plist
+// codec is not used either: it formats I/O errors into strings (a timeout
+// could no longer be told from a hang-up), allows 16 MiB frames where we
+// allow 4, and its encoder panics on a value it cannot marshal.
 type Lockdown struct {
 	mu      sync.Mutex
 	raw     net.Conn

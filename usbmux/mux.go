@@ -7,22 +7,42 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/usbmux/wire"
+	ios "github.com/danielpaulus/go-ios/ios"
 )
 
-// We speak usbmuxd's protocol with usbmux/wire rather than go-ios's
-// UsbMuxConnection. go-ios would save little code and cost a lot of
-// safety: it ignores decode errors (ListDevices and ReadBuid answer an
-// empty value for garbage), never checks that a reply's tag matches the
-// request, has no deadlines or context, its encoder panics on values the
-// plist library cannot marshal, and its Simple constructors read
-// USBMUXD_SOCKET_ADDRESS from the environment and panic on a value without
-// "://". Each of those is a bug class the issue asks us to rule out, and
-// the protocol itself is a dozen lines over wire.
+// Where usbmuxd's protocol comes from.
+//
+// go-ios (github.com/danielpaulus/go-ios/ios), the library the design card
+// names for usbmux, lockdown, pairing and TLS, sends Listen and reads the
+// notifications, and sends Connect, ReadBUID and ReadPairRecord and
+// decodes their replies (goios.go). As it stands it ignores decode errors
+// (an empty value, or success, for garbage), never checks a reply's header
+// or tag, has no deadlines or context, panics on some input and reads the
+// socket address from the environment. So it runs on our terms:
+//   - we dial usbmuxd at an explicit address with a context and hand go-ios
+//     the connection; its env-reading constructors are never called;
+//   - each exchange runs under our deadline, set on that connection;
+//   - go-ios reads through muxGuard, which frames and decodes every packet
+//     with our hardened decoder and checks its tag first, so nothing we
+//     would refuse reaches go-ios; the verdict on a reply (Result numbers,
+//     missing fields) is taken from our decode;
+//   - what go-ios returns is checked as if it came off the wire (UDIDs and
+//     IDs by applyNotification, the pair record by check);
+//   - every call into go-ios is under recover (goiosCall).
+//
+// Ours, over usbmux/wire, each because go-ios lacks it or gets it wrong:
+//   - ListDevices: the watcher reconciles against the list, and go-ios
+//     answers an empty one for garbage or a refusal, which would detach
+//     every device;
+//   - SavePairRecord (go-ios's is unexported) and DeletePairRecord (absent);
+//   - the raw pipe after Connect is our net.Conn, and the lockdown client
+//     and pairing are ours: see lockdown.go and trust.go.
 
 // Connection types usbmuxd reports.
 const (
@@ -58,7 +78,8 @@ type Config struct {
 	// context has no earlier deadline, so that a peer that stops answering
 	// never hangs a caller that forgot a deadline. Default 10 s.
 	Timeout time.Duration
-	// Label names us to usbmuxd (ProgName) and lockdownd (Label).
+	// Label names us to lockdownd (Label) and to usbmuxd (ProgName) in the
+	// requests we encode; those go-ios encodes say "go-usbmux".
 	// Default "backupd".
 	Label string
 	// Logger receives protocol traces at debug level; nil discards them.
@@ -295,7 +316,10 @@ func decodeDeviceList(reply muxMessage) ([]Device, error) {
 	return devs, nil
 }
 
-// ListDevices returns the devices usbmuxd has now.
+// ListDevices returns the devices usbmuxd has now. Ours, over wire: the
+// watcher reconciles against this list, and go-ios's ListDevices answers
+// an empty one, no error, for garbage or a refusal, which would detach
+// every device; it also cannot tell a missing DeviceList from an empty one.
 func (c *Client) ListDevices(ctx context.Context) ([]Device, error) {
 	m, err := c.dialMux(ctx)
 	if err != nil {
@@ -310,24 +334,39 @@ func (c *Client) ListDevices(ctx context.Context) ([]Device, error) {
 }
 
 // ReadBUID returns the host's system BUID, which usbmuxd keeps and every
-// pair record and lockdown session names.
+// pair record and lockdown session names. go-ios sends the request; it
+// answers "" with no error for a refusal or garbage, so the reply is
+// judged on our decode and an empty BUID is an error.
 func (c *Client) ReadBUID(ctx context.Context) (string, error) {
-	m, err := c.dialMux(ctx)
+	x, err := c.dialGoIOS(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer m.Close()
-	reply, err := m.request(ctx, "ReadBUID", nil)
+	defer x.Close()
+	var buid string
+	var gerr error
+	reply, err := x.exchange(ctx, "ReadBUID", nil, func(u *ios.UsbMuxConnection) {
+		buid, gerr = u.ReadBuid()
+	})
 	if err != nil {
 		return "", err
 	}
 	if reply.MessageType == "Result" {
-		return "", result("ReadBUID", reply)
+		if err := result("ReadBUID", reply); err != nil {
+			return "", err
+		}
+		return "", protocolError("usbmuxd ReadBUID: Result 0 without a BUID")
 	}
-	if reply.BUID == "" {
+	if gerr != nil {
+		return "", disagree("ReadBUID", gerr)
+	}
+	if buid == "" {
 		return "", protocolError("usbmuxd ReadBUID: reply without BUID")
 	}
-	return reply.BUID, nil
+	if buid != reply.BUID {
+		return "", protocolError("usbmuxd ReadBUID: go-ios read BUID %.64q, our decoder %.64q", buid, reply.BUID)
+	}
+	return buid, nil
 }
 
 // ErrNoPairRecord is wrapped when usbmuxd holds no pair record for a
@@ -337,18 +376,28 @@ var ErrNoPairRecord = errors.New("no pair record for this device")
 // ReadPairRecord returns the pair record usbmuxd holds for udid. Without
 // one, the error wraps ErrNoPairRecord (cause not_paired); a record that
 // does not decode or lacks what a session needs is pairing_invalid.
+//
+// go-ios sends the request and decodes the record. It reports a missing
+// record as a plain string and answers an empty record for one that does
+// not decode, without limits on the plist, so the guard decodes the record
+// first (vetPairRecordReply), the Result number comes from our decode,
+// and go-ios's record must pass the same check as DecodePairRecord's.
 func (c *Client) ReadPairRecord(ctx context.Context, udid string) (*PairRecord, error) {
 	if err := checkUDID(udid); err != nil {
 		return nil, fmt.Errorf("read pair record: %w", err)
 	}
-	m, err := c.dialMux(ctx)
+	x, err := c.dialGoIOS(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer m.Close()
-	reply, err := m.request(ctx, "ReadPairRecord", map[string]any{"PairRecordID": udid})
+	defer x.Close()
+	var grec ios.PairRecord
+	var gerr error
+	reply, err := x.exchange(ctx, "ReadPairRecord", vetPairRecordReply, func(u *ios.UsbMuxConnection) {
+		grec, gerr = u.ReadPair(udid)
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read pair record of %s: %w", udid, err)
 	}
 	if reply.MessageType == "Result" {
 		err := result("ReadPairRecord", reply)
@@ -365,15 +414,22 @@ func (c *Client) ReadPairRecord(ctx context.Context, udid string) (*PairRecord, 
 	if len(reply.PairRecordData) == 0 {
 		return nil, protocolError("usbmuxd ReadPairRecord %s: reply without PairRecordData", udid)
 	}
-	rec, err := DecodePairRecord(reply.PairRecordData)
-	if err != nil {
+	if gerr != nil {
+		return nil, disagree("ReadPairRecord", gerr)
+	}
+	if reflect.ValueOf(grec).IsZero() {
+		return nil, fmt.Errorf("usbmuxd ReadPairRecord %s: %w", udid, invalidRecord("go-ios decoded it as empty"))
+	}
+	rec := pairRecordFromGoIOS(grec)
+	if err := rec.check(); err != nil {
 		return nil, fmt.Errorf("usbmuxd ReadPairRecord %s: %w", udid, err)
 	}
 	return rec, nil
 }
 
 // SavePairRecord stores rec for udid in usbmuxd. deviceID, when not 0,
-// lets usbmuxd tell its listeners the device is now paired.
+// lets usbmuxd tell its listeners the device is now paired. Ours, over
+// wire: go-ios's savePair is unexported.
 func (c *Client) SavePairRecord(ctx context.Context, udid string, deviceID uint32, rec *PairRecord) error {
 	if err := checkUDID(udid); err != nil {
 		return fmt.Errorf("save pair record: %w", err)
@@ -398,7 +454,8 @@ func (c *Client) SavePairRecord(ctx context.Context, udid string, deviceID uint3
 	return result("SavePairRecord", reply)
 }
 
-// DeletePairRecord removes the pair record usbmuxd holds for udid.
+// DeletePairRecord removes the pair record usbmuxd holds for udid. Ours,
+// over wire: go-ios has no DeletePairRecord.
 func (c *Client) DeletePairRecord(ctx context.Context, udid string) error {
 	if err := checkUDID(udid); err != nil {
 		return fmt.Errorf("delete pair record: %w", err)
@@ -417,23 +474,37 @@ func (c *Client) DeletePairRecord(ctx context.Context, udid string) error {
 
 // Connect opens a connection to a TCP port on the device. The returned
 // conn is a raw pipe to that port, with no deadline set.
+//
+// go-ios sends Connect and reads the Result. It ignores a failed send,
+// takes garbage for success and puts the Result number in a string, so the
+// verdict is result's on our decode. The pipe returned is our own
+// net.Conn: go-ios's DeviceConnection is released, not closed or used.
 func (c *Client) Connect(ctx context.Context, deviceID uint32, port uint16) (net.Conn, error) {
 	if deviceID == 0 || port == 0 {
 		return nil, fmt.Errorf("usbmuxd Connect: device %d port %d: both must be set", deviceID, port)
 	}
-	m, err := c.dialMux(ctx)
+	x, err := c.dialGoIOS(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// usbmuxd wants the port in network byte order inside the integer.
-	swapped := uint64(port>>8 | port<<8)
-	reply, err := m.request(ctx, "Connect", map[string]any{"DeviceID": uint64(deviceID), "PortNumber": swapped})
+	var gerr error
+	// go-ios swaps the port to network byte order itself.
+	reply, err := x.exchange(ctx, "Connect", nil, func(u *ios.UsbMuxConnection) {
+		gerr = u.Connect(int(deviceID), port)
+	})
 	if err == nil {
 		err = result("Connect", reply)
 	}
+	if err == nil && gerr != nil {
+		err = disagree("Connect", gerr)
+	}
+	if err == nil && len(x.guard.buf) != 0 {
+		err = protocolError("usbmuxd Connect: go-ios left %d bytes of the reply unread", len(x.guard.buf))
+	}
 	if err != nil {
-		m.Close()
+		x.Close()
 		return nil, fmt.Errorf("connect to port %d of device %d: %w", port, deviceID, err)
 	}
-	return m.conn, nil
+	x.u.ReleaseDeviceConnection()
+	return x.conn, nil
 }

@@ -43,15 +43,25 @@ const maxPairRecord = 256 << 10
 // as a usable pair, and a device certificate to pin. A record that fails
 // is pairing_invalid: the fix is to pair again.
 func DecodePairRecord(data []byte) (*PairRecord, error) {
+	rec, err := decodePairRecordData(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.check(); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// decodePairRecordData decodes a record within our size and shape limits
+// without checking its contents.
+func decodePairRecordData(data []byte) (*PairRecord, error) {
 	if len(data) > maxPairRecord {
 		return nil, invalidRecord("%d bytes (limit %d)", len(data), maxPairRecord)
 	}
 	var rec PairRecord
 	if err := wire.Decode(data, &rec); err != nil {
 		return nil, invalidRecord("%w", err)
-	}
-	if err := rec.check(); err != nil {
-		return nil, err
 	}
 	return &rec, nil
 }
@@ -216,7 +226,9 @@ func checkRSA(k *rsa.PublicKey) (*rsa.PublicKey, error) {
 // newPairRecord makes what the host sends in Pair: a root certificate, a
 // host certificate and a device certificate for the device's public key,
 // the way libimobiledevice and pymobiledevice3 do (empty names, serial 1,
-// ten years, SHA-256 as every iOS since 4 accepts).
+// ten years, SHA-256 as every iOS since 4 accepts). Ours: go-ios's
+// certificate code is unexported, and its Pair dials usbmuxd at the
+// address in the environment.
 func newPairRecord(devicePub *rsa.PublicKey, buid, wifiMAC string) (*PairRecord, error) {
 	rootKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -10,9 +10,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 // EventKind says what an Event reports.
@@ -237,21 +234,21 @@ func (w *Watcher) emit(ctx context.Context, ev Event) error {
 // session runs one connection to usbmuxd: Listen, reconcile with the
 // device list, then follow notifications until the connection fails. It
 // always returns an error; up is called once listening works.
+//
+// go-ios sends Listen and reads the notifications (goiosMux.listen and
+// notification); the list is ours (ListDevices), and so is every check
+// of what the notifications say (applyNotification).
 func (w *Watcher) session(ctx context.Context, up func()) error {
-	m, err := w.c.dialMux(ctx)
+	x, err := w.c.dialGoIOS(ctx)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	defer x.Close()
 	// Listen first, then list: every change after the list was taken
 	// arrives as a notification, so nothing falls between the two. The
 	// notifications usbmuxd sends on Listen for devices already there are
 	// deduplicated against the list.
-	reply, err := m.request(ctx, "Listen", nil)
-	if err != nil {
-		return err
-	}
-	if err := result("Listen", reply); err != nil {
+	if err := x.listen(ctx); err != nil {
 		return err
 	}
 	list, err := w.c.ListDevices(ctx)
@@ -274,17 +271,10 @@ func (w *Watcher) session(ctx context.Context, up func()) error {
 
 	// From here the connection only carries notifications. No deadline:
 	// an idle usbmuxd is silent for days; cancellation closes the socket.
-	stop := context.AfterFunc(ctx, func() { m.Close() })
+	stop := context.AfterFunc(ctx, func() { x.Close() })
 	defer stop()
 	for {
-		h, body, err := wire.ReadMuxPacket(m.conn, wire.MaxMuxPayload)
-		if err != nil {
-			if errors.Is(err, wire.ErrTooLarge) || errors.Is(err, wire.ErrMalformed) {
-				return protocolError("usbmuxd notification: %w", err)
-			}
-			return ioFailure(ctx, cause.UsbmuxdUnavailable, fmt.Sprintf("usbmuxd at %s: connection lost", w.c.cfg.Addr), err)
-		}
-		msg, err := decodeMuxPacket(h, body)
+		msg, err := x.notification(ctx)
 		if err != nil {
 			return err
 		}
