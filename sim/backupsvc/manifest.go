@@ -272,7 +272,7 @@ func parseManifestPlist(b []byte) (encrypted bool, err error) {
 		return false, err
 	}
 	if _, ok := m["Lockdown"].(map[string]any); !ok {
-		return false, errors.New("Manifest.plist has no Lockdown dictionary")
+		return false, errors.New("backupsvc: Manifest.plist has no Lockdown dictionary")
 	}
 	encrypted, _ = m["IsEncrypted"].(bool)
 	return encrypted, nil
