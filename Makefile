@@ -5,6 +5,7 @@
 #   make demo    a simulated iPhone, backed up by Debian's idevicebackup2
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   benchmarks
+#   make bench-compare  backupd's engine against idevicebackup2 (W1, W2, W3)
 #   make fuzz    every Fuzz target for FUZZTIME each
 #   make deps    install libimobiledevice-utils, usbmuxd and sqlite3 if missing
 
@@ -36,7 +37,7 @@ CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
 DEBS     := libimobiledevice-utils usbmuxd sqlite3
 DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3
 
-.PHONY: all build test vet cross demo bench lint fuzz deps clean
+.PHONY: all build test vet cross demo bench bench-compare lint fuzz deps clean
 
 all: build
 
@@ -87,6 +88,11 @@ demo: deps build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...
+
+# Wall time and peak RSS of backupd's engine and Debian's idevicebackup2 on
+# the same simulated workloads; ROUNDS=n for more rounds.
+bench-compare: deps
+	scripts/bench-compare.sh
 
 $(STATICCHECK):
 	@mkdir -p $(TOOLS)

@@ -1,6 +1,25 @@
-// Package backup is the mobilebackup2 host engine: it answers a device's
-// DeviceLink requests, confines every path the device names to the staging
-// root, and commits a backup only when the device reported success and the
-// result verifies, so the last good backup is never touched by one in
-// progress.
+// Package backup is the mobilebackup2 host engine: it backs an iPhone up
+// into a staging clone of its latest backup and commits the result only
+// when the device reported success and the backup verifies, so the last
+// good backup is never touched by one in progress.
+//
+// Engine.Run does what a host does around a backup, in libimobiledevice's
+// order: it reads the device's lockdown values, observes the phone's
+// cancel requests and posts the sync notifications (notification_proxy),
+// takes the sync lock (AFC), writes Info.plist, and then answers the
+// device's DeviceLink requests (files up and down, directories, moves,
+// removals, free space) until its final Response. Engine.SetPassword
+// turns backup encryption on or off.
+//
+// Safety: every path the device names is checked lexically and then
+// resolved through os.Root inside the staging root, so nothing outside it
+// is ever touched; a device that tries is refused and the run ends with
+// cause protocol_error. Staging shares inodes with the latest backup, so
+// no existing file is ever opened for writing: new content always goes to
+// a new inode. Every wait is bounded (Options), what the device sends is
+// bounded (message and block sizes, the round totals it announces), and
+// memory does not grow with the backup.
+//
+// Every error Run returns is a *cause.Error carrying the device's own
+// ErrorCode and text where there is one.
 package backup

@@ -1,0 +1,374 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/backupd/backupd/backup/devicelink"
+	"github.com/backupd/backupd/backup/repo"
+	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/usbmux"
+)
+
+// The benchmarks compare the whole engine (repo.Begin's clone, the
+// transfer, repo.Commit's verify, fsync and swap) with Debian's
+// idevicebackup2 on the same workload, each in its own process so that
+// peak RSS is that process's alone. Two simulated devices with the same
+// seed hold identical files (and mutate identically), one per tool, so
+// each sees the same backup and its own incremental state.
+//
+// Figures reported per benchmark:
+//
+//	backupd-s, idevicebackup2-s  wall time of one backup, process start to exit
+//	ratio                        backupd-s / idevicebackup2-s (< 1: backupd faster)
+//	backupd-MiB/s                content rate of backupd
+//	backupd-maxrss-MiB, idevicebackup2-maxrss-MiB  peak RSS: VmHWM of the
+//	                             process, sampled from /proc/<pid>/status every
+//	                             10 ms, and read by the engine itself at its end
+//	                             (ru_maxrss is useless here: after vfork+exec
+//	                             Linux carries the parent's high-water mark
+//	                             into the child's)
+//	sim-discard-MiB/s            the simulator feeding a host that discards
+//	                             everything: the ceiling for any host here
+//
+// Before each measured run everything dirty is written out (sync), so
+// that neither tool pays for the other's data, and the order of the two
+// tools alternates between rounds. scripts/bench-compare.sh runs them
+// (make bench-compare).
+
+const (
+	benchChildEnv = "BACKUPD_BENCH_CHILD"
+	// benchCompareEnv=1 enables the comparison: it takes minutes and a
+	// few GiB, so plain `make bench` skips it.
+	benchCompareEnv = "BACKUPD_BENCH_COMPARE"
+)
+
+// TestMain lets the test binary run the engine as a child process.
+func TestMain(m *testing.M) {
+	if os.Getenv(benchChildEnv) != "" {
+		os.Exit(benchChild())
+	}
+	os.Exit(m.Run())
+}
+
+// childResult is what the child prints.
+type childResult struct {
+	Result
+	Err string
+	// VmHWM is the child's own peak RSS, in bytes, read at its end.
+	VmHWM int64
+}
+
+// benchChild runs one backup: BACKUPD_BENCH_CHILD=<usbmuxd address>,
+// BENCH_UDID, BENCH_DIR, BENCH_FULL=1 to force a full backup.
+func benchChild() int {
+	addr, err := usbmux.ParseAddr(os.Getenv(benchChildEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	mux := usbmux.NewClient(usbmux.Config{Addr: addr})
+	list, err := mux.ListDevices(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var dev usbmux.Device
+	for _, d := range list {
+		if d.UDID == os.Getenv("BENCH_UDID") {
+			dev = d
+		}
+	}
+	r, err := repo.Open(os.Getenv("BENCH_DIR"), repo.Options{KeepLast: 1})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer r.Close()
+	res, err := New(mux, Options{}).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
+	out := childResult{Result: res, VmHWM: vmHWM(os.Getpid())}
+	if err != nil {
+		out.Err = err.Error()
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		return 2
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// measured is one child process's run.
+type measured struct {
+	wall   time.Duration
+	maxRSS int64 // bytes
+	out    string
+}
+
+// vmHWM reads a process's peak RSS in bytes (0 if it cannot).
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kib)
+			return kib << 10
+		}
+	}
+	return 0
+}
+
+func runMeasured(b *testing.B, cmd *exec.Cmd) measured {
+	b.Helper()
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Nothing dirty from an earlier run may be flushed on this one's time.
+	syscall.Sync()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var hwm int64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+			hwm = max(hwm, vmHWM(cmd.Process.Pid))
+		}
+	}
+	m := measured{wall: time.Since(start), out: out.String(), maxRSS: hwm}
+	if err != nil {
+		b.Fatalf("%s: %v\n%s", cmd.Path, err, m.out)
+	}
+	return m
+}
+
+func (w *workload) engine(b *testing.B, dir string, full bool) (measured, Result) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchChildEnv+"="+w.sim.Address(), "BENCH_UDID="+w.devs[0].UDID(), "BENCH_DIR="+dir)
+	if full {
+		cmd.Env = append(cmd.Env, "BENCH_FULL=1")
+	}
+	m := runMeasured(b, cmd)
+	var res childResult
+	if err := json.Unmarshal([]byte(m.out), &res); err != nil || res.Err != "" {
+		b.Fatalf("engine: %v %s\n%s", err, res.Err, m.out)
+	}
+	m.maxRSS = max(m.maxRSS, res.VmHWM)
+	return m, res.Result
+}
+
+func (w *workload) idevicebackup2(b *testing.B, dir string, full bool) measured {
+	b.Helper()
+	args := []string{"-u", w.devs[1].UDID(), "backup"}
+	if full {
+		args = append(args, "--full")
+	}
+	cmd := exec.Command(w.ib2, append(args, dir)...)
+	cmd.Env = append(os.Environ(), "USBMUXD_SOCKET_ADDRESS="+w.sim.Address())
+	m := runMeasured(b, cmd)
+	if !strings.Contains(m.out, "Backup Successful.") {
+		b.Fatalf("idevicebackup2:\n%s", m.out)
+	}
+	return m
+}
+
+type workload struct {
+	sim  *sim.Sim
+	devs []*sim.Device // [0] for backupd, [1] for idevicebackup2, [2] for the discard host
+	ib2  string
+}
+
+func newWorkload(b *testing.B, spec sim.FileSpec) *workload {
+	b.Helper()
+	if os.Getenv(benchCompareEnv) != "1" {
+		b.Skipf("set %s=1 (make bench-compare) to compare with idevicebackup2", benchCompareEnv)
+	}
+	ib2 := sim.RequireTool(b, "idevicebackup2")
+	spec.Seed = 42
+	s, devs := sim.StartT(b, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec})
+	return &workload{sim: s, devs: devs, ib2: ib2}
+}
+
+// benchCompare runs one round per b.N: a full backup by each tool, or,
+// when incremental, a full backup by each, the same mutation on both
+// devices, and the timed incremental backups.
+func benchCompare(b *testing.B, spec sim.FileSpec, mutate float64) {
+	w := newWorkload(b, spec)
+	disc := w.discardRate(b)
+	var eng, ib measured
+	var bytes int64
+	rounds := 0
+	for b.Loop() {
+		rounds++
+		ours, theirs := b.TempDir(), b.TempDir()
+		if mutate > 0 {
+			w.engine(b, ours, true)
+			w.idevicebackup2(b, theirs, true)
+			n0, n1 := w.devs[0].Mutate(mutate), w.devs[1].Mutate(mutate)
+			if n0 != n1 || n0 == 0 {
+				b.Fatalf("mutations differ: %d and %d", n0, n1)
+			}
+		}
+		var e, i measured
+		var res Result
+		if rounds%2 == 1 {
+			e, res = w.engine(b, ours, mutate == 0)
+			i = w.idevicebackup2(b, theirs, mutate == 0)
+		} else {
+			i = w.idevicebackup2(b, theirs, mutate == 0)
+			e, res = w.engine(b, ours, mutate == 0)
+		}
+		if sent0, sent1 := w.devs[0].BackupStats(), w.devs[1].BackupStats(); sent0.FilesSent != sent1.FilesSent || sent0.LastFull != sent1.LastFull {
+			b.Fatalf("the tools got different backups: %+v and %+v", sent0, sent1)
+		}
+		eng.wall += e.wall
+		ib.wall += i.wall
+		eng.maxRSS = max(eng.maxRSS, e.maxRSS)
+		ib.maxRSS = max(ib.maxRSS, i.maxRSS)
+		bytes += res.Bytes
+		os.RemoveAll(ours)
+		os.RemoveAll(theirs)
+	}
+	n := time.Duration(rounds)
+	b.ReportMetric((eng.wall / n).Seconds(), "backupd-s")
+	b.ReportMetric((ib.wall / n).Seconds(), "idevicebackup2-s")
+	b.ReportMetric(float64(eng.wall)/float64(ib.wall), "ratio")
+	b.ReportMetric(float64(bytes)/float64(1<<20)/eng.wall.Seconds(), "backupd-MiB/s")
+	b.ReportMetric(float64(eng.maxRSS)/(1<<20), "backupd-maxrss-MiB")
+	b.ReportMetric(float64(ib.maxRSS)/(1<<20), "idevicebackup2-maxrss-MiB")
+	b.ReportMetric(disc, "sim-discard-MiB/s")
+}
+
+// BenchmarkW1: 20 000 files of 1–64 KiB, full.
+func BenchmarkW1(b *testing.B) {
+	benchCompare(b, sim.FileSpec{Count: 20000, MinSize: 1 << 10, MaxSize: 64 << 10}, 0)
+}
+
+// BenchmarkW2: 8 files of 256 MiB, full.
+func BenchmarkW2(b *testing.B) {
+	benchCompare(b, sim.FileSpec{Count: 8, MinSize: 256 << 20, MaxSize: 256 << 20}, 0)
+}
+
+// BenchmarkW3: W1, then 1% of its files changed: the incremental backup.
+func BenchmarkW3(b *testing.B) {
+	benchCompare(b, sim.FileSpec{Count: 20000, MinSize: 1 << 10, MaxSize: 64 << 10}, 0.01)
+}
+
+// discardRate has the third device send a full backup to a host that
+// keeps nothing, and returns the content rate in MiB/s.
+func (w *workload) discardRate(b *testing.B) float64 {
+	b.Helper()
+	ctx := testCtx(b)
+	addr, _ := usbmux.ParseAddr(w.sim.Address())
+	mux := usbmux.NewClient(usbmux.Config{Addr: addr})
+	var dev usbmux.Device
+	list, err := mux.ListDevices(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range list {
+		if d.UDID == w.devs[2].UDID() {
+			dev = d
+		}
+	}
+	conn, err := mux.ConnectService(ctx, dev, usbmux.MobileBackup2, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	s := newSession(conn, Options{}.withDefaults(), nil, "", nil)
+	if err := s.handshake(); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	n, err := discardBackup(s.dl, dev.UDID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(n) / float64(1<<20) / time.Since(start).Seconds()
+}
+
+// discardBackup asks for a full backup and answers every request with
+// success, reading uploads into io.Discard. It returns the content bytes.
+func discardBackup(dl *devicelink.Conn, udid string) (int64, error) {
+	if err := dl.SendProcessMessage(map[string]any{"MessageName": "Backup", "TargetIdentifier": udid, "Options": map[string]any{"ForceFullBackup": true}}); err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		name, msg, err := dl.ReadMessage()
+		if err != nil {
+			return total, err
+		}
+		switch name {
+		case devicelink.MsgDownloadFiles:
+			paths, _ := devicelink.Strings(msg[1])
+			fw := dl.NewFileWriter(devicelink.Download, 0)
+			errs := map[string]devicelink.FileError{}
+			for _, p := range paths {
+				fw.Begin("", p)
+				fw.Fail("No such file or directory")
+				errs[p] = devicelink.FileError{Code: devicelink.CodeNoEntry, Message: "No such file or directory"}
+			}
+			if err := fw.Finish(); err != nil {
+				return total, err
+			}
+			err = dl.SendStatusResponse(devicelink.CodeMultiStatus, "Multi status", devicelink.MultiStatus(errs))
+		case devicelink.MsgUploadFiles:
+			fr := dl.NewFileReader(devicelink.Upload)
+			for {
+				if _, err = fr.Next(); err != nil {
+					break
+				}
+				var n int64
+				n, err = fr.WriteTo(io.Discard)
+				total += n
+				if err != nil {
+					break
+				}
+			}
+			if !errors.Is(err, io.EOF) {
+				return total, err
+			}
+			err = dl.SendStatusResponse(0, "", map[string]any{})
+		case devicelink.MsgGetFreeDiskSpace:
+			err = dl.SendStatusResponse(0, "", uint64(1<<40))
+		case devicelink.MsgProcessMessage:
+			d, _ := devicelink.ProcessMessageDict(msg)
+			if c, _ := devicelink.Int(d["ErrorCode"]); c != 0 {
+				return total, fmt.Errorf("device error %d", c)
+			}
+			dl.Disconnect("")
+			return total, nil
+		default:
+			err = dl.SendStatusResponse(0, "", map[string]any{})
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}

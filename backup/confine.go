@@ -1,0 +1,117 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/backupd/backupd/cause"
+)
+
+// ErrHostile is wrapped by every error that comes from a device doing
+// what no iPhone does to a host: naming a path outside the staging root
+// (or one no iPhone sends), or sending far more than it announced. Such a
+// device is broken or attacking the host; nothing it asked for outside
+// the backup is done, and the backup ends with cause protocol_error. Test
+// with errors.Is.
+var ErrHostile = errors.New("refused a hostile device")
+
+// EscapeError is a device path refused because it leaves, or could leave,
+// the staging root. Nothing was done with it.
+type EscapeError struct {
+	// Op is the DeviceLink message that named the path.
+	Op string
+	// Path is the path as the device sent it, cut to 256 bytes.
+	Path string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+func (e *EscapeError) Error() string {
+	return fmt.Sprintf("%s: refused path %q: %s", e.Op, e.Path, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrHostile) true.
+func (e *EscapeError) Unwrap() error { return ErrHostile }
+
+// CauseCode: a device that names such paths is not one we understand.
+func (e *EscapeError) CauseCode() cause.Code { return cause.ProtocolError }
+
+func escape(op, p, reason string) *EscapeError {
+	if len(p) > 256 {
+		p = p[:256] + "…"
+	}
+	return &EscapeError{Op: op, Path: p, Reason: reason}
+}
+
+// devicePath checks a path the device named and returns it cleaned, with
+// '/' separators, relative to the staging root. It is purely lexical: it
+// refuses what no iPhone sends (empty, over maxLen, NUL, a backslash, an
+// absolute path, a ".." component, a name Windows reserves) so that such a
+// path is never handed to the file system at all. What only the file
+// system can tell — a symlink on the way — os.Root refuses afterwards.
+//
+// allowRoot permits a path naming the staging root itself ("." or "x/..",
+// though the latter is refused for its ".."), which listing and mkdir may
+// name harmlessly but no mutation may.
+func devicePath(op, p string, maxLen int, allowRoot bool) (string, error) {
+	switch {
+	case p == "":
+		return "", escape(op, p, "empty path")
+	case len(p) > maxLen:
+		return "", escape(op, p, fmt.Sprintf("%d bytes long (limit %d)", len(p), maxLen))
+	case strings.IndexByte(p, 0) >= 0:
+		return "", escape(op, p, "contains a NUL byte")
+	case strings.IndexByte(p, '\\') >= 0:
+		// A separator on Windows; no iPhone path has one.
+		return "", escape(op, p, "contains a backslash")
+	case p[0] == '/':
+		return "", escape(op, p, "absolute path")
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", escape(op, p, "has a .. component")
+		}
+	}
+	clean := path.Clean(p)
+	if clean == "." {
+		if allowRoot {
+			return ".", nil
+		}
+		return "", escape(op, p, "names the backup directory itself")
+	}
+	// On Windows this also refuses drive letters, colons (alternate
+	// streams) and reserved names such as NUL or COM1.
+	if !filepath.IsLocal(filepath.FromSlash(clean)) {
+		return "", escape(op, p, "not a local path on this system")
+	}
+	return clean, nil
+}
+
+// errPathEscapesText is the text of os.Root's unexported error for a path
+// that leaves the root, typically through a symlink. os exports no
+// sentinel for it, so isRootEscape compares the text; a test pins it.
+const errPathEscapesText = "path escapes from parent"
+
+// isRootEscape reports whether err is os.Root refusing a path that leaves
+// the root.
+func isRootEscape(err error) bool {
+	for err != nil {
+		if err.Error() == errPathEscapesText {
+			return true
+		}
+		switch e := err.(type) {
+		case *fs.PathError:
+			err = e.Err
+		case *os.LinkError:
+			err = e.Err
+		default:
+			err = errors.Unwrap(err)
+		}
+	}
+	return false
+}

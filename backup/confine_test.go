@@ -1,0 +1,97 @@
+package backup
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestDevicePath(t *testing.T) {
+	long := strings.Repeat("a/", 2100)
+	tests := []struct {
+		in        string
+		allowRoot bool
+		want      string // "" = refused
+	}{
+		{"UDID/Status.plist", false, "UDID/Status.plist"},
+		{"UDID/Snapshot/ab/abcdef", false, "UDID/Snapshot/ab/abcdef"},
+		{"UDID//Snapshot/./x", false, "UDID/Snapshot/x"},
+		{"UDID/", false, "UDID"},
+		{"...", false, "..."},
+		{"UDID/..x/y", false, "UDID/..x/y"},
+		{".", true, "."},
+		{".", false, ""},
+		{"UDID/.", false, "UDID"},
+		{"", true, ""},
+		{"/etc/passwd", false, ""},
+		{"UDID/../x", false, ""},
+		{"..", true, ""},
+		{"UDID/..", true, ""},
+		{"../UDID", false, ""},
+		{"UDID/a\x00b", false, ""},
+		{`UDID\..\x`, false, ""},
+		{long, false, ""},
+	}
+	for _, tc := range tests {
+		got, err := devicePath("Test", tc.in, DefaultMaxPathLen, tc.allowRoot)
+		if tc.want == "" {
+			var esc *EscapeError
+			if err == nil || !errors.As(err, &esc) || !errors.Is(err, ErrHostile) {
+				t.Errorf("devicePath(%.40q) = %q, %v; want a refusal", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("devicePath(%.40q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if runtime.GOOS == "windows" {
+		for _, p := range []string{"UDID/NUL", "UDID/C:x", "C:/x"} {
+			if _, err := devicePath("Test", p, DefaultMaxPathLen, false); err == nil {
+				t.Errorf("devicePath(%q) accepted on Windows", p)
+			}
+		}
+	}
+}
+
+// TestRootEscapeError pins the text of os.Root's escape error, which
+// isRootEscape relies on, and the cases it must recognise.
+func TestRootEscapeError(t *testing.T) {
+	base := t.TempDir()
+	inside := filepath.Join(base, "root")
+	if err := os.MkdirAll(filepath.Join(inside, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(base, filepath.Join(inside, "abs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../..", filepath.Join(inside, "d", "rel")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenRoot(inside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, p := range []string{"..", "abs/x", "d/rel/x", "abs"} {
+		_, err := r.Open(p)
+		if !isRootEscape(err) {
+			t.Errorf("Open(%q): %v is not recognised as an escape", p, err)
+		}
+	}
+	if _, err := r.OpenRoot("abs"); !isRootEscape(err) {
+		t.Errorf("OpenRoot through a symlink: %v", err)
+	}
+	if err := r.Rename("d", "abs/d"); !isRootEscape(err) {
+		t.Errorf("Rename through a symlink: %v", err)
+	}
+	if _, err := r.Open("missing"); isRootEscape(err) {
+		t.Errorf("a missing file counts as an escape: %v", err)
+	}
+	if isRootEscape(nil) {
+		t.Error("nil counts as an escape")
+	}
+}

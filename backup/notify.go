@@ -1,0 +1,147 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/usbmux/wire"
+)
+
+// Notification names. A host posts the itunes-mobdev ones around a backup;
+// the device relays the itunes-client ones to hosts that observe them.
+const (
+	NotifySyncWillStart   = "com.apple.itunes-mobdev.syncWillStart"
+	NotifySyncLockRequest = "com.apple.itunes-mobdev.syncLockRequest"
+	NotifySyncDidStart    = "com.apple.itunes-mobdev.syncDidStart"
+	NotifySyncDidFinish   = "com.apple.itunes-mobdev.syncDidFinish"
+	NotifySyncCancel      = "com.apple.itunes-client.syncCancelRequest"
+	NotifySyncSuspend     = "com.apple.itunes-client.syncSuspendRequest"
+	NotifySyncResume      = "com.apple.itunes-client.syncResumeRequest"
+)
+
+// maxNotifyMessage bounds one notification_proxy message; real ones are a
+// few hundred bytes.
+const maxNotifyMessage = 64 << 10
+
+// notifier is a host client of com.apple.mobile.notification_proxy: it
+// posts and observes notifications on one connection. A goroutine reads
+// what the device sends (relayed notifications at any time, ProxyDeath
+// after Shutdown) and hands relayed names to onRelay; it ends when the
+// connection does. Post and Observe may be called from any goroutine.
+type notifier struct {
+	conn    net.Conn
+	timeout time.Duration
+	onRelay func(name string)
+
+	wmu        sync.Mutex
+	proxyDeath chan struct{} // closed when the device answered Shutdown
+	done       chan struct{} // closed when the reader ended
+	readErr    error         // why the reader ended; read after done
+}
+
+// newNotifier starts reading conn. onRelay, if not nil, runs on the
+// reading goroutine for each relayed notification; it must not block.
+// timeout bounds each write.
+func newNotifier(conn net.Conn, timeout time.Duration, onRelay func(string)) *notifier {
+	n := &notifier{
+		conn:       conn,
+		timeout:    timeout,
+		onRelay:    onRelay,
+		proxyDeath: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	go n.read()
+	return n
+}
+
+func (n *notifier) read() {
+	defer close(n.done)
+	died := false
+	for {
+		var msg map[string]any
+		if err := wire.ReadPlist(n.conn, maxNotifyMessage, &msg); err != nil {
+			n.readErr = err
+			return
+		}
+		cmd, _ := msg["Command"].(string)
+		switch cmd {
+		case "RelayNotification":
+			name, _ := msg["Name"].(string)
+			if name != "" && n.onRelay != nil {
+				n.onRelay(name)
+			}
+		case "ProxyDeath":
+			if !died {
+				died = true
+				close(n.proxyDeath)
+			}
+		}
+	}
+}
+
+// send writes one command, bounded by ctx and the timeout.
+func (n *notifier) send(ctx context.Context, msg map[string]any) error {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dl := time.Now().Add(n.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = n.conn.SetWriteDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { n.conn.Close() })
+	defer stop()
+	if err := wire.WritePlist(n.conn, msg, wire.XML); err != nil {
+		return cause.New(cause.Disconnected, fmt.Errorf("notification_proxy %s: %w", msg["Command"], err))
+	}
+	return nil
+}
+
+// Post posts a notification on the device.
+func (n *notifier) Post(ctx context.Context, name string) error {
+	return n.send(ctx, map[string]any{"Command": "PostNotification", "Name": name})
+}
+
+// Observe asks the device to relay each of names.
+func (n *notifier) Observe(ctx context.Context, names ...string) error {
+	for _, name := range names {
+		if err := n.send(ctx, map[string]any{"Command": "ObserveNotification", "Name": name}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close says Shutdown, waits (within ctx and the timeout) for the
+// device's ProxyDeath so that the posts before it are not lost, and
+// closes the connection. It returns once the reader has ended.
+func (n *notifier) Close(ctx context.Context) error {
+	err := n.send(ctx, map[string]any{"Command": "Shutdown"})
+	if err == nil {
+		t := time.NewTimer(n.timeout)
+		select {
+		case <-n.proxyDeath:
+		case <-n.done:
+			select {
+			case <-n.proxyDeath:
+			default:
+				err = fmt.Errorf("notification_proxy: closed before ProxyDeath: %w", n.readErr)
+			}
+		case <-t.C:
+			err = errors.New("notification_proxy: no ProxyDeath after Shutdown")
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		t.Stop()
+	}
+	n.conn.Close()
+	<-n.done
+	return err
+}

@@ -1,0 +1,85 @@
+package backup
+
+import (
+	"context"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/backupd/backupd/sim/syncsvc"
+)
+
+// TestNotifier runs the client against the simulator's notification_proxy:
+// posts arrive in order, observed notifications are relayed back, and
+// Close waits for ProxyDeath.
+func TestNotifier(t *testing.T) {
+	host, dev := net.Pipe()
+	log := syncsvc.NewNotifyLog()
+	served := make(chan error, 1)
+	go func() {
+		served <- syncsvc.ServeNotificationProxy(context.Background(), dev, syncsvc.NotifyConfig{Log: log})
+	}()
+
+	relayed := make(chan string, 4)
+	n := newNotifier(host, 5*time.Second, func(name string) { relayed <- name })
+	ctx := testCtx(t)
+	if err := n.Observe(ctx, NotifySyncCancel, NotifySyncSuspend); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{NotifySyncWillStart, NotifySyncLockRequest, NotifySyncDidStart} {
+		if err := n.Post(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.WaitObserved(ctx, NotifySyncCancel); err != nil {
+		t.Fatal(err)
+	}
+	if got := log.Relay(NotifySyncCancel); got != 1 {
+		t.Fatalf("relayed to %d connections", got)
+	}
+	select {
+	case name := <-relayed:
+		if name != NotifySyncCancel {
+			t.Fatalf("relayed %q", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cancel request was not relayed")
+	}
+	if err := log.WaitPosted(ctx, NotifySyncDidStart); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("the device side ended with %v", err)
+	}
+	want := []string{NotifySyncWillStart, NotifySyncLockRequest, NotifySyncDidStart}
+	if got := log.Posted(); !slices.Equal(got, want) {
+		t.Errorf("posted %v, want %v", got, want)
+	}
+}
+
+// TestNotifierNoProxyDeath: a device that never answers Shutdown costs at
+// most the timeout.
+func TestNotifierNoProxyDeath(t *testing.T) {
+	host, dev := net.Pipe()
+	defer dev.Close()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := dev.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	n := newNotifier(host, 200*time.Millisecond, nil)
+	start := time.Now()
+	if err := n.Close(testCtx(t)); err == nil {
+		t.Error("Close without ProxyDeath reported success")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}

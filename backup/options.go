@@ -1,0 +1,102 @@
+package backup
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for Options.
+const (
+	// DefaultFirstMessageTimeout: a device may prepare its snapshot, or
+	// wait for its passcode, for a minute or more before it sends its
+	// first request after the Backup request.
+	DefaultFirstMessageTimeout = 3 * time.Minute
+	// DefaultStallTimeout: the longest silence a working device keeps in
+	// the middle of a backup is a few seconds while it lists files; two
+	// minutes without a byte is a stall.
+	DefaultStallTimeout = 2 * time.Minute
+	// DefaultLockTimeout is how long the sync lock is tried: the 50
+	// attempts 200 ms apart that libimobiledevice makes.
+	DefaultLockTimeout = 10 * time.Second
+	// DefaultLockRetry is the pause between sync lock attempts.
+	DefaultLockRetry = 200 * time.Millisecond
+	// DefaultServiceTimeout bounds each exchange with the helper services
+	// (lockdown, notification_proxy, AFC, installation_proxy,
+	// springboardservices) before and after the transfer.
+	DefaultServiceTimeout = 30 * time.Second
+	// DefaultUploadSlack is how far past its announced total a device may
+	// send in one UploadFiles round before it counts as never stopping.
+	DefaultUploadSlack = 64 << 20
+	// DefaultMaxFileSize bounds one file when the device announced no
+	// total for its round. The largest files on a phone are videos of a
+	// few GiB.
+	DefaultMaxFileSize = 64 << 30
+	// DefaultMaxPathLen is the longest path a device may name, the limit
+	// libimobiledevice applies to names in file streams.
+	DefaultMaxPathLen = 4096
+)
+
+// Options tunes an Engine. The zero value gives the defaults.
+type Options struct {
+	// FirstMessageTimeout bounds the wait for the device's first request
+	// after the Backup (or ChangePassword) request.
+	FirstMessageTimeout time.Duration
+	// StallTimeout: no byte from the device (and none accepted by it) for
+	// this long ends the backup with cause stalled. It also bounds the
+	// version exchange and Hello.
+	StallTimeout time.Duration
+	// LockTimeout bounds the attempts to take the sync lock; a lock still
+	// held by another tool after it is device_busy.
+	LockTimeout time.Duration
+	// LockRetry is the pause between two attempts.
+	LockRetry time.Duration
+	// ServiceTimeout bounds each exchange with a helper service.
+	ServiceTimeout time.Duration
+	// UploadSlack is how many bytes past the total it announced a device
+	// may send in one UploadFiles round. Beyond it the device is treated
+	// as hostile (it would otherwise fill the disk).
+	UploadSlack int64
+	// MaxFileSize bounds one uploaded file, and a round whose device
+	// announced no total.
+	MaxFileSize int64
+	// SkipIcons leaves out the app icons from Info.plist, which saves a
+	// springboardservices round trip per app.
+	SkipIcons bool
+	// Logger receives what happened, at debug and warn level; nil
+	// discards it.
+	Logger *slog.Logger
+	// Now is the clock for Info.plist's Last Backup Date and durations;
+	// nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.FirstMessageTimeout <= 0 {
+		o.FirstMessageTimeout = DefaultFirstMessageTimeout
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.LockRetry <= 0 {
+		o.LockRetry = DefaultLockRetry
+	}
+	if o.ServiceTimeout <= 0 {
+		o.ServiceTimeout = DefaultServiceTimeout
+	}
+	if o.UploadSlack <= 0 {
+		o.UploadSlack = DefaultUploadSlack
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = DefaultMaxFileSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
