@@ -137,8 +137,12 @@ func (r *Repo) emptyTrash() error {
 // file whose inode another backup shares (a hard link) was made durable
 // when that backup was committed, and syncing it would cost one fsync per
 // unchanged file; files are opened read-only either way, so a shared inode
-// is never opened for writing. Symbolic links are not followed.
+// is never opened for writing. Symbolic links are not followed. On Linux
+// one syncfs(2) does all of it (see syncWholeFS).
 func syncTree(root string, canceled func() error) error {
+	if ok, err := syncWholeFS(root); ok {
+		return err
+	}
 	var dirs []string
 	n := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
