@@ -41,6 +41,8 @@ const (
 	Stalled              Code = "stalled"
 	IOSUnsupported       Code = "ios_unsupported"
 	Interrupted          Code = "interrupted"
+	Recent               Code = "recent"      // skipped: backed up less than min_interval ago (daemon policy)
+	QuietHours           Code = "quiet_hours" // skipped: plugged in during the configured quiet hours
 	ProtocolError        Code = "protocol_error"
 	Unknown              Code = "unknown"
 )
@@ -214,6 +216,20 @@ func catalogue() []Info {
 			Code:      Interrupted,
 			Summary:   "backupd was stopped while a backup was running; that backup was dropped and the last good one is untouched.",
 			Fix:       "Nothing: the next backup runs normally.",
+			Severity:  SeverityInfo,
+			Transient: true,
+		},
+		{
+			Code:      Recent,
+			Summary:   "This iPhone was backed up recently, so backupd did not back it up again.",
+			Fix:       "Nothing: the next backup runs once the minimum interval (min_interval) has passed; to back it up now, ask for a backup with \"backupd backup\".",
+			Severity:  SeverityInfo,
+			Transient: true,
+		},
+		{
+			Code:      QuietHours,
+			Summary:   "The iPhone was connected during the quiet hours set in the configuration, so backupd waited.",
+			Fix:       "Nothing: the backup starts when the quiet hours end if the iPhone is still connected; to back it up now, ask for a backup with \"backupd backup\".",
 			Severity:  SeverityInfo,
 			Transient: true,
 		},

@@ -109,6 +109,8 @@ func (e *Error) CauseCode() Code { return e.Code }
 //   - interrupted (backupd stopped) explains the disconnect and stall it
 //     causes; cable_unstable explains a disconnect; a stall that we gave up
 //     on ends in a disconnect, not the other way round.
+//   - recent and quiet_hours are the daemon's own decisions not to start a
+//     backup; they never sit in an error tree beside another cause.
 //   - slow_link is a warning, rarely the reason a backup failed.
 //   - protocol_error and unknown are what is left when nothing else fits.
 func precedence() []Code {
@@ -134,6 +136,8 @@ func precedence() []Code {
 		CableUnstable,
 		Stalled,
 		Disconnected,
+		Recent,
+		QuietHours,
 		SlowLink,
 		ProtocolError,
 		Unknown,

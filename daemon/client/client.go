@@ -1,0 +1,282 @@
+// Package client is the typed Go client of backupd's local API (package
+// api), over the daemon's unix socket. The CLI uses it; when it reports
+// ErrNoDaemon, the CLI reads the history database directly instead.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/backupd/backupd/daemon/api"
+)
+
+// ErrNoDaemon: nothing answers on the socket (no socket, or a stale one
+// left by a daemon that died).
+var ErrNoDaemon = errors.New("backupd is not running")
+
+// Error is an error the daemon answered with.
+type Error struct {
+	// Status is the HTTP status, Code the API's error code (api.ErrBusy,
+	// ...), Message its words.
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("backupd: %s", e.Message)
+}
+
+// Client talks to one daemon. It is safe for concurrent use.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// DefaultTimeout bounds each request but the event stream.
+const DefaultTimeout = 30 * time.Second
+
+// New returns a client for the daemon listening on socket
+// (<state_dir>/backupd.sock).
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:    2,
+		IdleConnTimeout: 30 * time.Second,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Socket returns the socket the client talks to.
+func (c *Client) Socket() string { return c.socket }
+
+// Close drops the idle connections.
+func (c *Client) Close() error {
+	c.http.CloseIdleConnections()
+	return nil
+}
+
+// Health asks whether the daemon is up.
+func (c *Client) Health(ctx context.Context) (api.Health, error) {
+	var h api.Health
+	return h, c.get(ctx, "/health", nil, &h)
+}
+
+// Devices lists the devices the daemon knows or sees.
+func (c *Client) Devices(ctx context.Context) ([]api.Device, error) {
+	var d []api.Device
+	return d, c.get(ctx, "/devices", nil, &d)
+}
+
+// Device returns one device.
+func (c *Client) Device(ctx context.Context, udid string) (api.Device, error) {
+	var d api.Device
+	return d, c.get(ctx, "/devices/"+url.PathEscape(udid), nil, &d)
+}
+
+// Runs returns a page of runs matching q, newest first.
+func (c *Client) Runs(ctx context.Context, q api.RunsQuery) (api.RunsPage, error) {
+	var p api.RunsPage
+	return p, c.get(ctx, "/runs", q.Values(), &p)
+}
+
+// Run returns one run.
+func (c *Client) Run(ctx context.Context, id uint64) (api.Run, error) {
+	var r api.Run
+	return r, c.get(ctx, "/runs/"+strconv.FormatUint(id, 10), nil, &r)
+}
+
+// History returns a page of one device's runs, newest first; q's UDID is
+// ignored.
+func (c *Client) History(ctx context.Context, udid string, q api.RunsQuery) (api.RunsPage, error) {
+	q.UDID = ""
+	var p api.RunsPage
+	return p, c.get(ctx, "/devices/"+url.PathEscape(udid)+"/runs", q.Values(), &p)
+}
+
+// BackupNow asks for a backup of a connected device now. The daemon
+// answers once the backup is under way, not when it ends: follow it with
+// Events or Device.
+func (c *Client) BackupNow(ctx context.Context, udid string, req api.BackupRequest) (api.BackupResponse, error) {
+	var resp api.BackupResponse
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	return resp, c.do(ctx, http.MethodPost, "/devices/"+url.PathEscape(udid)+"/backup", nil, body, &resp)
+}
+
+func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
+	return c.do(ctx, http.MethodGet, path, q, nil, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	resp, err := c.send(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("backupd %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return decodeError(resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("backupd %s %s: decode reply: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
+	u := "http://backupd" + api.Prefix + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if noDaemon(err) {
+			return nil, fmt.Errorf("%w (no answer on %s): %w", ErrNoDaemon, c.socket, err)
+		}
+		return nil, fmt.Errorf("backupd %s %s: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+// noDaemon tells a socket nobody listens on from other failures.
+func noDaemon(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+func decodeError(status int, data []byte) error {
+	var ae api.Error
+	if json.Unmarshal(data, &ae) != nil || ae.Message == "" {
+		ae = api.Error{Code: api.ErrInternal, Message: fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(string(data)))}
+	}
+	return &Error{Status: status, Code: ae.Code, Message: ae.Message}
+}
+
+// EventStream is the live stream of events. Next blocks for the next
+// one; Close ends the stream.
+type EventStream struct {
+	body   io.ReadCloser
+	r      *bufio.Reader
+	cancel context.CancelFunc
+}
+
+// Events subscribes to the live stream; udid, when not empty, keeps one
+// device's events. The stream lasts until ctx ends, Close is called or
+// the daemon ends it (it does when the client reads too slowly or the
+// daemon stops): then Next returns io.EOF.
+func (c *Client) Events(ctx context.Context, udid string) (*EventStream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	q := url.Values{}
+	if udid != "" {
+		q.Set("udid", udid)
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/events", q, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		cancel()
+		return nil, decodeError(resp.StatusCode, data)
+	}
+	return &EventStream{body: resp.Body, r: bufio.NewReader(resp.Body), cancel: cancel}, nil
+}
+
+// maxEventLine bounds one line of the stream.
+const maxEventLine = 1 << 20
+
+// Next returns the next event.
+func (s *EventStream) Next() (api.Event, error) {
+	var data []byte
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			return api.Event{}, err
+		}
+		switch {
+		case line == "":
+			if data == nil {
+				continue // the end of a comment or an empty event
+			}
+			var ev api.Event
+			if err := json.Unmarshal(data, &ev); err != nil {
+				return api.Event{}, fmt.Errorf("backupd events: decode: %w", err)
+			}
+			return ev, nil
+		case strings.HasPrefix(line, ":"):
+			// A comment.
+		case strings.HasPrefix(line, "data:"):
+			d := strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")
+			if data != nil {
+				data = append(data, '\n')
+			}
+			data = append(data, d...)
+		}
+		// id: and event: repeat what the JSON says.
+	}
+}
+
+func (s *EventStream) readLine() (string, error) {
+	var b []byte
+	for {
+		frag, isPrefix, err := s.r.ReadLine()
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.Canceled) {
+				err = io.EOF
+			}
+			return "", err
+		}
+		b = append(b, frag...)
+		if len(b) > maxEventLine {
+			return "", errors.New("backupd events: line too long")
+		}
+		if !isPrefix {
+			return string(b), nil
+		}
+	}
+}
+
+// Close ends the stream.
+func (s *EventStream) Close() error {
+	s.cancel()
+	return s.body.Close()
+}

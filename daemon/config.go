@@ -1,0 +1,430 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/backupd/backupd/backup/repo"
+	"github.com/backupd/backupd/usbmux"
+)
+
+// Config is everything the daemon reads from the configuration file. The
+// file is decoded over DefaultConfig(), so a key the file leaves out keeps
+// its default and a zero in the file means zero (min_battery = 0 turns
+// the battery check off). Validate says what is wrong with the result.
+//
+// Durations are strings with a unit ("24h", "90s"); byte sizes are a
+// number of bytes or a number with a unit ("1GiB", "500MB").
+type Config struct {
+	// StateDir holds history.db and the API socket backupd.sock.
+	StateDir string `toml:"state_dir"`
+	// BackupDir holds the backups; it must exist (a missing one is more
+	// likely an unmounted disk than a wish to back up onto the disk under
+	// the mount point).
+	BackupDir string `toml:"backup_dir"`
+	// Usbmuxd is usbmuxd's address, "UNIX:/path" or "host:port"; empty
+	// means USBMUXD_SOCKET_ADDRESS or the platform's default.
+	Usbmuxd string `toml:"usbmuxd"`
+	// LogLevel is trace, debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+	// ShutdownTimeout bounds the wait for running backups to stop when the
+	// daemon is told to. It must stay under 10 s, the time service
+	// managers give before they kill.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	Policy    Policy          `toml:"policy"`
+	Stability StabilityConfig `toml:"stability"`
+	Backup    BackupConfig    `toml:"backup"`
+	History   HistoryConfig   `toml:"history"`
+	API       APIConfig       `toml:"api"`
+}
+
+// Policy decides whether and when a connected iPhone is backed up.
+type Policy struct {
+	// MinInterval is the least time between two successful backups of a
+	// device. A plug-in inside it backs nothing up, and a device that
+	// stays connected is backed up again when it has passed. 0 backs up
+	// at every plug-in and never on a schedule.
+	MinInterval Duration `toml:"min_interval"`
+	// RecordRecent records a plug-in inside MinInterval as a skipped run
+	// (cause recent); by default such a plug-in records nothing.
+	RecordRecent bool `toml:"record_recent"`
+	// MinBattery is the battery level, in percent, below which a device
+	// that is not charging is not backed up (battery_low). 0 turns the
+	// check off.
+	MinBattery int `toml:"min_battery"`
+	// FreeSpaceMargin is the free space to leave on the backup disk. A
+	// device's first backup (and a full one) also needs its estimated
+	// size: what it uses of its own storage. Less free space than that is
+	// host_disk_full before the backup starts.
+	FreeSpaceMargin ByteSize `toml:"free_space_margin"`
+	// QuietHours, when set, is a daily window in local time in which no
+	// backup starts by itself (a manual one still does).
+	QuietHours QuietHours `toml:"quiet_hours"`
+	// Allow, when not empty, lists the only UDIDs backed up; Deny lists
+	// UDIDs never backed up. A device on both is denied.
+	Allow []string `toml:"allow"`
+	Deny  []string `toml:"deny"`
+	// WiFi lets devices that usbmuxd reaches over the network be backed
+	// up. A device connected both ways is backed up over USB.
+	WiFi bool `toml:"wifi"`
+	// MaxConcurrent is how many backups run at once.
+	MaxConcurrent int `toml:"max_concurrent"`
+	// After a transient failure (stalled, device_busy, ...) a device that
+	// stays connected is tried again after RetryInitial, doubling up to
+	// RetryMax, at most RetryLimit times per connection. 0 turns retries
+	// off.
+	RetryInitial Duration `toml:"retry_initial"`
+	RetryMax     Duration `toml:"retry_max"`
+	RetryLimit   int      `toml:"retry_limit"`
+	// TrustRecheck is how often a device waiting for someone to tap Trust
+	// or unlock it is asked again (a pairing usbmuxd finishes by itself
+	// wakes it at once).
+	TrustRecheck Duration `toml:"trust_recheck"`
+	// ConditionRecheck is how often a device skipped for a low battery or
+	// a full disk is checked again while it stays connected.
+	ConditionRecheck Duration `toml:"condition_recheck"`
+}
+
+// QuietHours is a daily window, "HH:MM" to "HH:MM" in local time; a
+// window whose end is before its start spans midnight. Both empty: no
+// quiet hours.
+type QuietHours struct {
+	Start string `toml:"start"`
+	End   string `toml:"end"`
+}
+
+// StabilityConfig tunes how a USB device settles (see
+// usbmux.StabilityConfig).
+type StabilityConfig struct {
+	Settle      Duration `toml:"settle"`
+	FlapCount   int      `toml:"flap_count"`
+	FlapWindow  Duration `toml:"flap_window"`
+	QuietPeriod Duration `toml:"quiet_period"`
+}
+
+// BackupConfig tunes the backup engine and the backup directory.
+type BackupConfig struct {
+	// StallTimeout: no progress for this long cancels a backup as stalled.
+	StallTimeout Duration `toml:"stall_timeout"`
+	// FirstMessageTimeout is how long a device may prepare (take its
+	// snapshot, wait for its passcode) before its first message.
+	FirstMessageTimeout Duration `toml:"first_message_timeout"`
+	// LockTimeout is how long the iPhone's sync lock is tried before the
+	// backup fails as device_busy.
+	LockTimeout Duration `toml:"lock_timeout"`
+	// KeepVersions is how many older backups of each device are kept
+	// besides the latest; 0 keeps none.
+	KeepVersions int `toml:"keep_versions"`
+	// Clone is how a backup starts from the latest one: "auto" (reflink,
+	// else hard links, else a copy), "copy" (never hard links) or "none"
+	// (start empty; no versions kept).
+	Clone string `toml:"clone"`
+	// SkipIcons leaves app icons out of Info.plist.
+	SkipIcons bool `toml:"skip_icons"`
+}
+
+// HistoryConfig says how much history to keep per device. Each device's
+// latest run and latest success are always kept.
+type HistoryConfig struct {
+	// KeepRuns keeps each device's newest runs; 0 keeps all.
+	KeepRuns int `toml:"keep_runs"`
+	// KeepFor keeps runs younger than this; 0 keeps all.
+	KeepFor Duration `toml:"keep_for"`
+}
+
+// APIConfig configures the local API. The unix socket
+// <state_dir>/backupd.sock always serves it; nothing listens on TCP
+// unless TCP is set.
+type APIConfig struct {
+	// TCP is a loopback address ("127.0.0.1:7373") to serve the API on as
+	// well, for platforms without unix sockets. Requests on it must carry
+	// "Authorization: Bearer <Token>".
+	TCP   string `toml:"tcp"`
+	Token string `toml:"token"`
+}
+
+// DefaultConfig returns the defaults: every key but state_dir and
+// backup_dir, which depend on the platform and are main's to fill.
+func DefaultConfig() Config {
+	st := usbmux.DefaultStabilityConfig()
+	return Config{
+		LogLevel:        "info",
+		ShutdownTimeout: Duration(8 * time.Second),
+		Policy: Policy{
+			MinInterval:      Duration(24 * time.Hour),
+			MinBattery:       20,
+			FreeSpaceMargin:  1 << 30,
+			MaxConcurrent:    1,
+			RetryInitial:     Duration(time.Minute),
+			RetryMax:         Duration(30 * time.Minute),
+			RetryLimit:       5,
+			TrustRecheck:     Duration(5 * time.Second),
+			ConditionRecheck: Duration(5 * time.Minute),
+		},
+		Stability: StabilityConfig{
+			Settle:      Duration(st.Settle),
+			FlapCount:   st.FlapCount,
+			FlapWindow:  Duration(st.FlapWindow),
+			QuietPeriod: Duration(st.QuietPeriod),
+		},
+		Backup: BackupConfig{
+			StallTimeout:        Duration(2 * time.Minute),
+			FirstMessageTimeout: Duration(3 * time.Minute),
+			LockTimeout:         Duration(10 * time.Second),
+			KeepVersions:        repo.DefaultKeepLast,
+			Clone:               "auto",
+		},
+		History: HistoryConfig{KeepRuns: 1000},
+	}
+}
+
+// maxShutdown is what service managers give a service to stop before
+// they kill it; the daemon's own deadline must leave room to close the
+// history.
+const maxShutdown = 10 * time.Second
+
+// Validate reports every problem in c, each naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "not set")
+	}
+	if c.BackupDir == "" {
+		bad("backup_dir", "not set")
+	}
+	if c.StateDir != "" && c.BackupDir != "" && filepath.Clean(c.StateDir) == filepath.Clean(c.BackupDir) {
+		bad("backup_dir", "must not be state_dir")
+	}
+	if c.Usbmuxd != "" {
+		if _, err := usbmux.ParseAddr(c.Usbmuxd); err != nil {
+			bad("usbmuxd", "%v", err)
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("log_level", "%v", err)
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout.D() >= maxShutdown {
+		bad("shutdown_timeout", "must be more than 0 and less than %v, got %v", maxShutdown, c.ShutdownTimeout)
+	}
+
+	p := c.Policy
+	nonNeg := func(key string, d Duration) {
+		if d < 0 {
+			bad(key, "must not be negative, got %v", d)
+		}
+	}
+	positive := func(key string, d Duration) {
+		if d <= 0 {
+			bad(key, "must be more than 0, got %v", d)
+		}
+	}
+	nonNeg("policy.min_interval", p.MinInterval)
+	if p.MinBattery < 0 || p.MinBattery > 100 {
+		bad("policy.min_battery", "must be a percentage from 0 to 100, got %d", p.MinBattery)
+	}
+	if p.FreeSpaceMargin < 0 {
+		bad("policy.free_space_margin", "must not be negative")
+	}
+	if _, _, _, err := p.QuietHours.window(); err != nil {
+		bad("policy.quiet_hours", "%v", err)
+	}
+	for _, list := range []struct {
+		key  string
+		udid []string
+	}{{"policy.allow", p.Allow}, {"policy.deny", p.Deny}} {
+		for _, u := range list.udid {
+			if err := repo.ValidUDID(u); err != nil {
+				bad(list.key, "%q is not a UDID", u)
+			}
+		}
+	}
+	if p.MaxConcurrent < 1 {
+		bad("policy.max_concurrent", "must be at least 1, got %d", p.MaxConcurrent)
+	}
+	if p.RetryLimit < 0 {
+		bad("policy.retry_limit", "must not be negative, got %d", p.RetryLimit)
+	}
+	if p.RetryLimit > 0 {
+		positive("policy.retry_initial", p.RetryInitial)
+		if p.RetryMax < p.RetryInitial {
+			bad("policy.retry_max", "must be at least retry_initial (%v), got %v", p.RetryInitial, p.RetryMax)
+		}
+	}
+	positive("policy.trust_recheck", p.TrustRecheck)
+	positive("policy.condition_recheck", p.ConditionRecheck)
+
+	s := c.Stability
+	positive("stability.settle", s.Settle)
+	positive("stability.flap_window", s.FlapWindow)
+	positive("stability.quiet_period", s.QuietPeriod)
+	if s.FlapCount < 1 {
+		bad("stability.flap_count", "must be at least 1, got %d", s.FlapCount)
+	}
+
+	b := c.Backup
+	positive("backup.stall_timeout", b.StallTimeout)
+	positive("backup.first_message_timeout", b.FirstMessageTimeout)
+	positive("backup.lock_timeout", b.LockTimeout)
+	if b.KeepVersions < 0 {
+		bad("backup.keep_versions", "must not be negative, got %d", b.KeepVersions)
+	}
+	if _, err := parseClone(b.Clone); err != nil {
+		bad("backup.clone", "%v", err)
+	}
+
+	if c.History.KeepRuns < 0 {
+		bad("history.keep_runs", "must not be negative, got %d", c.History.KeepRuns)
+	}
+	nonNeg("history.keep_for", c.History.KeepFor)
+
+	if c.API.TCP != "" {
+		if err := loopbackOnly(c.API.TCP); err != nil {
+			bad("api.tcp", "%v", err)
+		}
+		if len(c.API.Token) < 16 {
+			bad("api.token", "must be set, at least 16 characters, when api.tcp is")
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	return nil
+}
+
+// loopbackOnly refuses a TCP address other hosts could reach: the API
+// starts backups and names the owner's phones.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address; the API must not be reachable from other computers", addr)
+	}
+	return nil
+}
+
+func parseClone(s string) (repo.CloneMode, error) {
+	switch s {
+	case "", "auto":
+		return repo.CloneAuto, nil
+	case "copy":
+		return repo.CloneCopy, nil
+	case "none":
+		return repo.CloneNone, nil
+	}
+	return 0, fmt.Errorf("%q is not auto, copy or none", s)
+}
+
+// stability returns the tracker's configuration.
+func (s StabilityConfig) stability() usbmux.StabilityConfig {
+	return usbmux.StabilityConfig{
+		Settle:      s.Settle.D(),
+		FlapCount:   s.FlapCount,
+		FlapWindow:  s.FlapWindow.D(),
+		QuietPeriod: s.QuietPeriod.D(),
+	}
+}
+
+// repoOptions returns the backup directory's options.
+func (b BackupConfig) repoOptions() repo.Options {
+	clone, _ := parseClone(b.Clone) // Validate checked it
+	keep := b.KeepVersions
+	if keep == 0 {
+		keep = -1 // repo: 0 means its default, negative none
+	}
+	return repo.Options{KeepLast: keep, Clone: clone}
+}
+
+// Duration is a time.Duration that reads and writes itself as text such
+// as "24h" or "1m30s", as configuration files and JSON want it.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as time.Duration's String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads "24h", "90s", "1h30m". A plain number is refused
+// (seconds or nanoseconds? nobody can tell), except 0.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit, such as 90s, 30m or 24h", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ByteSize is a number of bytes that reads "1GiB", "500MB", "1.5GB" or a
+// plain number of bytes.
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	{"B", 1},
+}
+
+// UnmarshalText reads a size as described on ByteSize.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	mult := 1.0
+	num := s
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			mult, num = u.mult, strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || v*mult > 1<<62 {
+		return fmt.Errorf("size %q: want a number of bytes or a number with a unit, such as 500MB or 2GiB", s)
+	}
+	*b = ByteSize(v * mult)
+	return nil
+}
+
+// MarshalText writes the size in bytes.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(b), 10)), nil }
+
+// String writes the size for people: "1.0 GiB".
+func (b ByteSize) String() string { return humanBytes(uint64(max(b, 0))) }
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

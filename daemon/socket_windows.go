@@ -1,0 +1,17 @@
+//go:build windows
+
+package daemon
+
+import (
+	"errors"
+	"syscall"
+
+	"golang.org/x/sys/windows"
+)
+
+// connRefused: nothing listens on the socket (a stale one). Windows
+// answers a connect to a dead AF_UNIX socket with WSAECONNREFUSED, which
+// is not syscall.ECONNREFUSED there.
+func connRefused(err error) bool {
+	return errors.Is(err, windows.WSAECONNREFUSED) || errors.Is(err, syscall.ECONNREFUSED)
+}
