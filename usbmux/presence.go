@@ -28,7 +28,10 @@ type Presence struct {
 	tr     *StabilityTracker
 	now    func() time.Time
 	events chan PresenceEvent
-	last   map[string]Device // UDID → its latest attachment
+	// usb maps a UDID to its latest USB attachment: the tracker sees only
+	// USB, so its transitions name that one even when the same phone is
+	// on Wi-Fi too.
+	usb map[string]Device
 }
 
 // NewPresence follows w through tr. now is the clock (nil: time.Now).
@@ -36,7 +39,7 @@ func NewPresence(w *Watcher, tr *StabilityTracker, now func() time.Time) *Presen
 	if now == nil {
 		now = time.Now
 	}
-	return &Presence{w: w, tr: tr, now: now, events: make(chan PresenceEvent, 64), last: map[string]Device{}}
+	return &Presence{w: w, tr: tr, now: now, events: make(chan PresenceEvent, 64), usb: map[string]Device{}}
 }
 
 // Events delivers the changes; it is closed when Run returns.
@@ -78,15 +81,15 @@ func (p *Presence) handle(ctx context.Context, ev Event) bool {
 	case MuxUp, MuxDown, Paired:
 		return p.emit(ctx, PresenceEvent{Mux: ev.Kind, Device: ev.Device, Err: ev.Err, At: ev.At})
 	case Attached:
-		p.last[ev.Device.UDID] = ev.Device
 		if ev.Device.ConnType == ConnNetwork {
 			// Wi-Fi has no cable to flap or settle, and a phone on Wi-Fi
 			// comes and goes as it sleeps: present at once.
 			return p.emit(ctx, PresenceEvent{Kind: TransitionPresent, Device: ev.Device, At: ev.At})
 		}
+		p.usb[ev.Device.UDID] = ev.Device
 		return p.emitAll(ctx, p.tr.Attach(ev.Device.UDID, ev.At, ev.Device.Speed))
 	case Detached:
-		if ev.Reconciled && p.stillListed(ev.Device.UDID) {
+		if ev.Reconciled && p.stillListed(ev.Device) {
 			// usbmuxd restarted and the phone is still there under a new
 			// DeviceID: not a cable event.
 			return true
@@ -99,9 +102,14 @@ func (p *Presence) handle(ctx context.Context, ev Event) bool {
 	return true
 }
 
-func (p *Presence) stillListed(udid string) bool {
+// stillListed reports whether usbmuxd lists the phone again on the same
+// kind of link, under whatever DeviceID.
+func (p *Presence) stillListed(gone Device) bool {
 	for _, d := range p.w.Devices() {
-		if d.UDID == udid {
+		if d.UDID == gone.UDID && d.ConnType == gone.ConnType {
+			if d.ConnType == ConnUSB {
+				p.usb[d.UDID] = d
+			}
 			return true
 		}
 	}
@@ -110,7 +118,7 @@ func (p *Presence) stillListed(udid string) bool {
 
 func (p *Presence) emitAll(ctx context.Context, ts []Transition) bool {
 	for _, t := range ts {
-		if !p.emit(ctx, PresenceEvent{Kind: t.Kind, Device: p.last[t.UDID], Status: t.Status, At: t.At}) {
+		if !p.emit(ctx, PresenceEvent{Kind: t.Kind, Device: p.usb[t.UDID], Status: t.Status, At: t.At}) {
 			return false
 		}
 	}
