@@ -2,7 +2,7 @@
 #
 #   make build   compile everything; binaries into bin/
 #   make test    deps, go vet, go test -race, cross-builds for macOS and Windows
-#   make demo    a simulated iPhone, backed up by Debian's idevicebackup2
+#   make demo    a simulated iPhone, backed up by backupd
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   benchmarks
 #   make bench-compare  backupd's engine against idevicebackup2 (W1, W2, W3)
@@ -80,10 +80,9 @@ deps:
 	echo "deps: (tests that need them are skipped)"; \
 	if [ "$${CI:-}" = true ]; then echo "deps: CI=true, so this is an error"; exit 1; fi
 
-# Until the daemon exists: a simulated iPhone that Debian's idevicebackup2
-# backs up, full and then incremental, through the simulated usbmuxd.
-demo: deps build
-	@command -v idevicebackup2 >/dev/null 2>&1 || { echo "demo: idevicebackup2 is missing; run 'make deps' as root or install libimobiledevice-utils"; exit 1; }
+# A simulated iPhone backed up by `backupd run` when it is plugged in, then
+# a backup whose cable is pulled halfway and what backupd says about it.
+demo: build
 	BIN=$(BIN) scripts/demo.sh
 
 bench:

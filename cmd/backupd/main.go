@@ -1,34 +1,56 @@
-// Command backupd is the backupd service and its command line. For now only
-// "version" and "help" work; the other commands are listed so that the
-// usage says where the tool is heading, and each says it is not there yet.
+// Command backupd is the backupd service and its command line: `run`
+// runs the service in the foreground; status, backup, history and devices
+// talk to the running service over its local API, and read the history
+// directly when it is not running.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// command is one line of the usage.
-type command struct{ name, does string }
+// Exit codes.
+const (
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitNoDaemon  = 3 // the daemon is not running
+	exitFailed    = 4 // the backup failed or was skipped
+	exitBadConfig = 5 // the configuration file is wrong
+)
 
-// planned lists the commands design.md describes, in its order.
+// command is one line of the usage.
+type command struct {
+	name, args, does string
+	run              func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "[--config PATH] [--log-format console|json]", "run the service in the foreground", cmdRun},
+		{"status", "[--json]", "show each iPhone's last backup and what the service is doing", cmdStatus},
+		{"backup", "[UDID] [--full] [--wait]", "back up the connected iPhones (or one) now", cmdBackup},
+		{"history", "[UDID] [--json] [--limit N] [--outcome X]", "list past backups and why any failed", cmdHistory},
+		{"devices", "[--json]", "list the iPhones backupd knows and the ones plugged in", cmdDevices},
+	}
+}
+
+// planned are the commands design.md describes that do not exist yet.
 func planned() []command {
 	return []command{
-		{"run", "run the service in the foreground"},
-		{"install", "install backupd as a system service"},
-		{"uninstall", "remove the system service"},
-		{"start", "start the installed service"},
-		{"stop", "stop the installed service"},
-		{"status", "show what the service is doing"},
-		{"history", "list past backups and why any failed"},
-		{"devices", "list the iPhones backupd knows"},
-		{"backup", "back up an iPhone now"},
-		{"verify", "check that a backup is complete"},
-		{"doctor", "check this computer's setup and explain problems"},
+		{name: "install", does: "install backupd as a system service"},
+		{name: "uninstall", does: "remove the system service"},
+		{name: "start", does: "start the installed service"},
+		{name: "stop", does: "stop the installed service"},
+		{name: "verify", does: "check that a backup is complete"},
+		{name: "doctor", does: "check this computer's setup and explain problems"},
 	}
 }
 
@@ -39,34 +61,113 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
-		return 2
+		return exitUsage
 	}
 	switch cmd := args[0]; cmd {
 	case "version", "--version":
 		fmt.Fprintf(stdout, "backupd %s\n", version)
-		return 0
+		return exitOK
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
-		return 0
+		return exitOK
 	default:
+		for _, c := range commands() {
+			if c.name == cmd {
+				return c.run(args[1:], stdout, stderr)
+			}
+		}
 		for _, p := range planned() {
 			if p.name == cmd {
 				fmt.Fprintf(stderr, "backupd %s: not yet implemented\n", cmd)
-				return 1
+				return exitError
 			}
 		}
 		fmt.Fprintf(stderr, "backupd: unknown command %q\n\n", cmd)
 		usage(stderr)
-		return 2
+		return exitUsage
 	}
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: backupd COMMAND\n\nbackupd backs up the iPhones plugged into this computer.\n\nCommands:\n")
-	fmt.Fprintf(w, "  %-10s %s\n", "version", "print the version")
-	fmt.Fprintf(w, "  %-10s %s\n", "help", "print this help")
-	fmt.Fprintf(w, "\nPlanned, not yet implemented:\n")
+	fmt.Fprintf(w, "Usage: backupd COMMAND [ARGS]\n\nbackupd backs up the iPhones plugged into this computer.\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %-48s %s\n", c.name, c.args, c.does)
+	}
+	fmt.Fprintf(w, "  %-9s %-48s %s\n", "version", "", "print the version")
+	fmt.Fprintf(w, "  %-9s %-48s %s\n", "help", "", "print this help")
+	fmt.Fprintf(w, `
+Every command takes --config PATH (default %s,
+or $BACKUPD_CONFIG); a missing file means the defaults. "backupd COMMAND -h"
+lists a command's flags.
+
+Exit codes:
+  0  ok
+  1  error
+  2  usage: unknown command or flag, bad arguments
+  3  the daemon is not running (status and devices still print what they
+     can find without it; backup cannot start one)
+  4  the backup failed or was skipped (backup --wait); the cause and its
+     fix are printed
+  5  bad configuration: the file, line and key are printed; the daemon
+     does not start
+
+Planned, not yet implemented:
+`, defaultConfigPath())
 	for _, p := range planned() {
-		fmt.Fprintf(w, "  %-10s %s\n", p.name, p.does)
+		fmt.Fprintf(w, "  %-9s %s\n", p.name, p.does)
+	}
+}
+
+// parseFlags parses fs over args, allowing flags after positional
+// arguments ("backup UDID --wait"). It returns the positional arguments,
+// or an exit code when parsing ended the command (-h, a bad flag).
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, int, bool) {
+	fs.SetOutput(stderr)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, 0, true
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), 0, true
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// newFlagSet returns a command's flag set with --config.
+func newFlagSet(name, args string, config *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("backupd "+name, flag.ContinueOnError)
+	fs.StringVar(config, "config", defaultConfigPath(), "configuration file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: backupd %s %s\n\nFlags:\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// configFor loads the configuration for a command, printing what is
+// wrong with it.
+func configFor(path string, stderr io.Writer) (fileConfig, int, bool) {
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		printConfigError(stderr, err)
+		return cfg, exitBadConfig, false
+	}
+	return cfg, 0, true
+}
+
+func printConfigError(w io.Writer, err error) {
+	fmt.Fprintf(w, "backupd: bad config:\n")
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "  %s\n", line)
 	}
 }

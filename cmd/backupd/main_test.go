@@ -19,7 +19,13 @@ func TestRun(t *testing.T) {
 		{args: []string{"help"}, code: 0, stdout: "  doctor "},
 		{args: nil, code: 2, stderr: "Usage: backupd COMMAND"},
 		{args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
-		{args: []string{"run"}, code: 1, stderr: "backupd run: not yet implemented"},
+		{args: []string{"install"}, code: 1, stderr: "backupd install: not yet implemented"},
+		{args: []string{"--help"}, code: 0, stdout: "5  bad configuration"},
+		{args: []string{"status", "--bogus"}, code: 2, stderr: "flag provided but not defined: -bogus"},
+		{args: []string{"history", "--outcome", "great"}, code: 2, stderr: `--outcome "great"`},
+		{args: []string{"history", "--limit", "0"}, code: 2, stderr: "--limit must be more than 0"},
+		{args: []string{"backup", "a", "b"}, code: 2, stderr: "one UDID at most"},
+		{args: []string{"run", "--log-format", "xml"}, code: 2, stderr: `--log-format "xml"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/daemon/client"
+	"github.com/mattn/go-isatty"
+)
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+func cmdBackup(args []string, stdout, stderr io.Writer) int {
+	var config string
+	var full, wait bool
+	fs := newFlagSet("backup", "[UDID] [--full] [--wait]", &config)
+	fs.BoolVar(&full, "full", false, "a full backup instead of the changes")
+	fs.BoolVar(&wait, "wait", false, "show progress and wait until the backup ends")
+	pos, code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 1 {
+		fmt.Fprintf(stderr, "backupd backup: one UDID at most\n")
+		return exitUsage
+	}
+	cfg, code, ok := configFor(config, stderr)
+	if !ok {
+		return code
+	}
+	c := client.New(socketPath(cfg))
+	defer c.Close()
+	ctx := context.Background()
+
+	// Which devices.
+	var udids []string
+	names := map[string]string{}
+	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	devs, err := c.Devices(qctx)
+	cancel()
+	if err != nil {
+		return clientError(stderr, "backup", err)
+	}
+	for _, d := range devs {
+		names[d.UDID] = d.Name
+		if len(pos) == 1 {
+			if d.UDID == pos[0] {
+				udids = append(udids, d.UDID)
+			}
+		} else if d.Connected {
+			udids = append(udids, d.UDID)
+		}
+	}
+	if len(pos) == 1 && len(udids) == 0 {
+		udids = pos // let the daemon say what is wrong with it
+	}
+	if len(udids) == 0 {
+		fmt.Fprintln(stderr, "backupd backup: no iPhone is connected")
+		return exitError
+	}
+
+	// Follow the events before asking, so that no ending is missed.
+	var stream *client.EventStream
+	if wait {
+		if stream, err = c.Events(ctx, ""); err != nil {
+			return clientError(stderr, "backup", err)
+		}
+		defer stream.Close()
+	}
+	pending := map[string]bool{} // UDID → only a manual run's end counts
+	for _, u := range udids {
+		qctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		_, err := c.BackupNow(qctx, u, api.BackupRequest{Full: full})
+		cancel()
+		var ce *client.Error
+		switch {
+		case err == nil:
+			fmt.Fprintf(stdout, "%s (%s): backup requested\n", nameOf(names, u), shortUDID(u))
+			pending[u] = true
+		case errors.As(err, &ce) && ce.Code == api.ErrBusy:
+			fmt.Fprintf(stdout, "%s (%s): a backup is already under way\n", nameOf(names, u), shortUDID(u))
+			pending[u] = false
+		default:
+			return clientError(stderr, "backup", err)
+		}
+	}
+	if !wait {
+		return exitOK
+	}
+	return waitBackups(stream, pending, names, stdout, isTerminal(stdout))
+}
+
+func nameOf(names map[string]string, udid string) string {
+	if n := names[udid]; n != "" {
+		return n
+	}
+	return "iPhone"
+}
+
+// waitBackups follows the event stream until every device in pending
+// has finished a run, printing progress; the exit code says whether all
+// succeeded.
+func waitBackups(stream *client.EventStream, pending map[string]bool, names map[string]string, w io.Writer, tty bool) int {
+	exit := exitOK
+	lastStep := map[string]int{}
+	waitedFor := map[string]cause.Code{}
+	progressShown := false
+	endLine := func() {
+		if progressShown {
+			fmt.Fprintln(w)
+			progressShown = false
+		}
+	}
+	for len(pending) > 0 {
+		ev, err := stream.Next()
+		if err != nil {
+			endLine()
+			fmt.Fprintf(w, "backupd backup: lost the daemon's event stream: %v\n", err)
+			return exitError
+		}
+		manualOnly, ok := pending[ev.UDID]
+		if !ok {
+			continue
+		}
+		if ev.Name != "" {
+			names[ev.UDID] = ev.Name
+		}
+		switch ev.Type {
+		case api.EventProgress:
+			p := ev.Progress
+			if p == nil {
+				continue
+			}
+			line := fmt.Sprintf("%s (%s): %3.0f%%  %s  %d files", nameOf(names, ev.UDID), shortUDID(ev.UDID), p.Percent, humanBytes(p.Bytes), p.Files)
+			if tty {
+				fmt.Fprintf(w, "\r\033[K%s", line)
+				progressShown = true
+			} else if step := int(p.Percent) / 10; step > lastStep[ev.UDID] {
+				lastStep[ev.UDID] = step
+				fmt.Fprintln(w, line)
+			}
+		case api.EventState:
+			// A manual backup that policy refuses records its skip only
+			// once per connection, and one that cannot start (trust,
+			// lock, cable) waits: the state says so.
+			switch ev.State {
+			case api.StateWaiting:
+				if ev.Cause != "" && waitedFor[ev.UDID] != ev.Cause {
+					waitedFor[ev.UDID] = ev.Cause
+					endLine()
+					in := cause.Lookup(ev.Cause)
+					fmt.Fprintf(w, "%s (%s): waiting: %s (%s)\n  Fix: %s\n", nameOf(names, ev.UDID), shortUDID(ev.UDID), in.Summary, ev.Cause, in.Fix)
+				}
+			case api.StateSkipped, api.StateAbsent:
+				code := ev.Cause
+				if ev.State == api.StateAbsent {
+					code = cause.Disconnected
+				}
+				if code == "" {
+					continue
+				}
+				endLine()
+				delete(pending, ev.UDID)
+				exit = exitFailed
+				in := cause.Lookup(code)
+				fmt.Fprintf(w, "%s (%s): no backup: %s (%s)\n  Fix: %s\n", nameOf(names, ev.UDID), shortUDID(ev.UDID), in.Summary, code, in.Fix)
+			}
+		case api.EventRun:
+			r := ev.Run
+			if r == nil || r.Outcome == api.OutcomeRunning || (manualOnly && r.Trigger != api.TriggerManual) {
+				continue
+			}
+			endLine()
+			fillCause(r)
+			delete(pending, ev.UDID)
+			if r.Outcome == api.OutcomeSuccess {
+				fmt.Fprintf(w, "%s (%s): backup done: %s, %d files in %s\n", nameOf(names, ev.UDID), shortUDID(ev.UDID),
+					humanBytes(r.Bytes), r.Files, r.End.Sub(r.Start).Round(100*time.Millisecond))
+				continue
+			}
+			exit = exitFailed
+			fmt.Fprintf(w, "%s (%s): backup %s: %s (%s)\n  Fix: %s\n", nameOf(names, ev.UDID), shortUDID(ev.UDID), r.Outcome, r.Summary, r.Cause, r.Fix)
+		}
+	}
+	return exit
+}
+
+// clientError prints an error from the daemon's API and returns its exit
+// code.
+func clientError(stderr io.Writer, cmd string, err error) int {
+	if errors.Is(err, client.ErrNoDaemon) {
+		fmt.Fprintf(stderr, "backupd %s: daemon not running (start it with: backupd run)\n", cmd)
+		return exitNoDaemon
+	}
+	fmt.Fprintf(stderr, "backupd %s: %v\n", cmd, err)
+	return exitError
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/backupd/backupd/daemon"
+	"github.com/mattn/go-isatty"
+)
+
+// cmdRun runs the daemon in the foreground until SIGINT or SIGTERM.
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	var config, format string
+	fs := newFlagSet("run", "[--config PATH] [--log-format console|json]", &config)
+	fs.StringVar(&format, "log-format", "", "console or json (default: console on a terminal, else json)")
+	pos, code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "backupd run: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	switch format {
+	case "":
+		format = string(daemon.LogJSON)
+		if f, ok := stderr.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+			format = string(daemon.LogConsole)
+		}
+	case string(daemon.LogConsole), string(daemon.LogJSON):
+	default:
+		fmt.Fprintf(stderr, "backupd run: --log-format %q: want console or json\n", format)
+		return exitUsage
+	}
+
+	cfg, found, err := loadConfig(config)
+	if err == nil {
+		var data []byte
+		if found {
+			data, _ = os.ReadFile(config)
+		}
+		err = cfg.checkBackupDir(config, data)
+	}
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitBadConfig
+	}
+	log, err := daemon.NewLogger(stderr, daemon.LogFormat(format), cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "backupd run: %v\n", err)
+		return exitError
+	}
+	daemon.RouteGoIOSLogs(log)
+	if !found {
+		log.Info().Str("config", config).Msg("no configuration file; using the defaults")
+	} else {
+		log.Info().Str("config", config).Msg("configuration read")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		log.Error().Err(err).Msg("cannot create state_dir")
+		return exitError
+	}
+
+	d, err := daemon.New(cfg.Config, daemon.Options{Logger: log, Version: version})
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitBadConfig
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := d.Run(ctx); err != nil {
+		if errors.Is(err, daemon.ErrAlreadyRunning) {
+			fmt.Fprintf(stderr, "backupd run: %v\n", err)
+		} else {
+			log.Error().Err(err).Msg("backupd stopped")
+		}
+		return exitError
+	}
+	log.Info().Msg("backupd stopped")
+	return exitOK
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/backupd/backupd/daemon"
+)
+
+// TestConfigExample keeps config.example.toml in step with the code: it
+// decodes strictly and, but for the platform's directories, holds exactly
+// the defaults.
+func TestConfigExample(t *testing.T) {
+	path := filepath.Join("..", "..", "config.example.toml")
+	got, found, err := loadConfig(path)
+	if err != nil {
+		t.Fatalf("config.example.toml: %v", err)
+	}
+	if !found {
+		t.Fatal("config.example.toml not found")
+	}
+	want := defaultFileConfig()
+	// The directories depend on the platform; the example shows Linux's.
+	got.StateDir, got.BackupDir = want.StateDir, want.BackupDir
+	// An empty list in the file is an empty slice, the default nil.
+	if len(got.Policy.Allow) == 0 {
+		got.Policy.Allow = nil
+	}
+	if len(got.Policy.Deny) == 0 {
+		got.Policy.Deny = nil
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("config.example.toml differs from the defaults:\n got %+v\nwant %+v", got, want)
+	}
+	// Every key of the configuration is in the file, so none goes
+	// undocumented.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range tomlKeys(reflect.TypeFor[fileConfig](), "") {
+		if keyLine(data, key) == 0 {
+			t.Errorf("config.example.toml does not document %s", key)
+		}
+	}
+}
+
+// tomlKeys lists the dotted keys of every field of t.
+func tomlKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			keys = append(keys, tomlKeys(f.Type, prefix)...)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			keys = append(keys, tomlKeys(f.Type, prefix+name+".")...)
+			continue
+		}
+		keys = append(keys, prefix+name)
+	}
+	return keys
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	cfg, found, err := loadConfig(filepath.Join(t.TempDir(), "none.toml"))
+	if err != nil || found {
+		t.Fatalf("missing file: found %v, err %v; want the defaults", found, err)
+	}
+	if !reflect.DeepEqual(cfg, defaultFileConfig()) {
+		t.Errorf("missing file: got %+v, want the defaults", cfg)
+	}
+}
+
+func TestConfigValues(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.toml")
+	writeFile(t, path, "state_dir = \"/s\"\nbackup_dir = \"/b\"\noverdue_after = \"72h\"\n[policy]\nmin_interval = \"0\"\nfree_space_margin = \"2GiB\"\nallow = [\"00008030-001A2D3E0C38802E\"]\n[stability]\nsettle = \"50ms\"\n")
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultFileConfig()
+	want.StateDir, want.BackupDir = "/s", "/b"
+	want.OverdueAfter = daemon.Duration(72 * 60 * 60 * 1e9)
+	want.Policy.MinInterval = 0
+	want.Policy.FreeSpaceMargin = 2 << 30
+	want.Policy.Allow = []string{"00008030-001A2D3E0C38802E"}
+	want.Stability.Settle = daemon.Duration(50e6)
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("got %+v\nwant %+v", cfg, want)
+	}
+}
+
+// TestConfigErrors: each bad file is refused with file, line and key.
+func TestConfigErrors(t *testing.T) {
+	head := "state_dir = \"/s\"\nbackup_dir = \"/b\"\n"
+	tests := []struct {
+		name, body string
+		want       []string // substrings of the error, after "FILE:"
+	}{
+		{"unknown key", head + "bogus = 1\n", []string{":3: bogus: unknown key"}},
+		{"unknown key in a table", head + "[policy]\nmin_intervall = \"1h\"\n", []string{":4: policy.min_intervall: unknown key"}},
+		{"unknown table", head + "[polcy]\nmin_interval = \"1h\"\n", []string{"polcy"}},
+		{"wrong type int", head + "[policy]\nmin_battery = \"high\"\n", []string{":4: policy.min_battery: wrong type"}},
+		{"wrong type bool", head + "[backup]\nskip_icons = \"yes\"\n", []string{":4: backup.skip_icons: wrong type"}},
+		{"wrong type string", head + "log_level = 3\n", []string{":3: log_level: wrong type"}},
+		{"bare number duration", head + "[backup]\nstall_timeout = 5\n", []string{":4: backup.stall_timeout: a duration needs a unit"}},
+		{"bad duration", head + "[policy]\nmin_interval = \"2x\"\n", []string{":4: policy.min_interval: duration \"2x\""}},
+		{"negative interval", head + "[policy]\nmin_interval = \"-1h\"\n", []string{":4: policy.min_interval: must not be negative"}},
+		{"negative keep_runs", head + "[history]\nkeep_runs = -1\n", []string{":4: history.keep_runs: must not be negative"}},
+		{"battery over 100", head + "\n[policy]\n\nmin_battery = 101\n", []string{":6: policy.min_battery: must be a percentage"}},
+		{"two problems", head + "log_level = \"loud\"\n[stability]\nflap_count = 0\n", []string{":3: log_level:", ":5: stability.flap_count:"}},
+		{"zero overdue", head + "overdue_after = \"0\"\n", []string{":3: overdue_after: must be more than 0"}},
+		{"not set", "backup_dir = \"/b\"\nstate_dir = \"\"\n", []string{":2: state_dir: not set"}},
+		{"syntax", head + "[policy\n", []string{":3:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.toml")
+			writeFile(t, path, tt.body)
+			_, _, err := loadConfig(path)
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a configError", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), path+w) && !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), path) {
+				t.Errorf("error %q does not start with the file's name", err)
+			}
+		})
+	}
+}
+
+func TestCheckBackupDir(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.toml")
+	data := []byte("state_dir = \"/s\"\nbackup_dir = \"/nonexistent/backups\"\n")
+	cfg := defaultFileConfig()
+	cfg.BackupDir = "/nonexistent/backups"
+	err := cfg.checkBackupDir(path, data)
+	if err == nil || !strings.Contains(err.Error(), path+":2: backup_dir:") {
+		t.Errorf("missing backup_dir: err = %v", err)
+	}
+	cfg.BackupDir = dir
+	if err := cfg.checkBackupDir(path, data); err != nil {
+		t.Errorf("writable backup_dir: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		cfg.BackupDir = ro
+		if err := cfg.checkBackupDir(path, data); err == nil || !strings.Contains(err.Error(), "not writable") {
+			t.Errorf("read-only backup_dir: err = %v", err)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

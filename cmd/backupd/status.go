@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/store"
+)
+
+// requestTimeout bounds one question to the daemon.
+const requestTimeout = 10 * time.Second
+
+func socketPath(cfg fileConfig) string { return filepath.Join(cfg.StateDir, api.SocketName) }
+
+// openHistory opens the history read-only, for when no daemon runs; nil
+// with no error when there is no history yet.
+func openHistory(cfg fileConfig) (*store.Store, error) {
+	path := filepath.Join(cfg.StateDir, "history.db")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return store.Open(path, store.Options{ReadOnly: true, Timeout: time.Second})
+}
+
+// statusReport is what `status --json` prints.
+type statusReport struct {
+	DaemonRunning bool          `json:"daemon_running"`
+	Health        *api.Health   `json:"health,omitempty"`
+	OverdueAfter  string        `json:"overdue_after"`
+	Devices       []deviceEntry `json:"devices"`
+}
+
+// deviceEntry is a device as status shows it.
+type deviceEntry struct {
+	api.Device
+	// Overdue: no successful backup within overdue_after.
+	Overdue bool `json:"overdue"`
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	var config string
+	var asJSON bool
+	fs := newFlagSet("status", "[--json]", &config)
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	pos, code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "backupd status: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	cfg, code, ok := configFor(config, stderr)
+	if !ok {
+		return code
+	}
+	rep, err := gatherStatus(cfg, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "backupd status: %v\n", err)
+		return exitError
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return exitError
+		}
+	} else {
+		printStatus(stdout, rep, time.Now())
+	}
+	if !rep.DaemonRunning {
+		return exitNoDaemon
+	}
+	return exitOK
+}
+
+// gatherStatus asks the daemon, or reads the history when none runs.
+func gatherStatus(cfg fileConfig, now time.Time) (statusReport, error) {
+	rep := statusReport{OverdueAfter: cfg.OverdueAfter.String(), Devices: []deviceEntry{}}
+	c := client.New(socketPath(cfg))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	var devs []api.Device
+	err := retryInUse(ctx, func() error {
+		h, err := c.Health(ctx)
+		switch {
+		case err == nil:
+			rep.DaemonRunning, rep.Health = true, &h
+			devs, err = c.Devices(ctx)
+			return err
+		case errors.Is(err, client.ErrNoDaemon):
+			devs, err = devicesFromHistory(cfg)
+			return err
+		}
+		return err
+	})
+	if err != nil {
+		return rep, err
+	}
+	for _, d := range devs {
+		if d.LastAttempt != nil {
+			fillCause(d.LastAttempt)
+		}
+		if d.Cause != "" && d.Summary == "" {
+			in := cause.Lookup(d.Cause)
+			d.Summary, d.Fix = in.Summary, in.Fix
+		}
+		rep.Devices = append(rep.Devices, deviceEntry{
+			Device:  d,
+			Overdue: d.LastSuccess.IsZero() || now.Sub(d.LastSuccess) > cfg.OverdueAfter.D(),
+		})
+	}
+	sort.SliceStable(rep.Devices, func(i, j int) bool {
+		a, b := rep.Devices[i], rep.Devices[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.UDID < b.UDID
+	})
+	return rep, nil
+}
+
+// retryInUse runs fn again while it fails because the history is held by
+// another process although no daemon answered: a daemon that is starting
+// (it opens the history before it listens) or stopping.
+func retryInUse(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if !errors.Is(err, store.ErrInUse) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; backupd seems to be starting or stopping, try again", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// fillCause adds the words of a run's cause when the run lacks them.
+func fillCause(r *api.Run) {
+	if r.Cause != "" && r.Summary == "" {
+		in := cause.Lookup(r.Cause)
+		r.Summary, r.Fix = in.Summary, in.Fix
+	}
+}
+
+// devicesFromHistory builds the device list from the history database.
+func devicesFromHistory(cfg fileConfig) ([]api.Device, error) {
+	st, err := openHistory(cfg)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	defer st.Close()
+	known, err := st.Devices()
+	if err != nil {
+		return nil, err
+	}
+	latest, err := st.LatestPerDevice()
+	if err != nil {
+		return nil, err
+	}
+	last := map[string]store.Run{}
+	for _, r := range latest {
+		last[r.UDID] = r
+	}
+	var out []api.Device
+	for _, k := range known {
+		d := api.Device{
+			UDID: k.UDID, Name: k.Name, ProductType: k.ProductType, IOSVersion: k.IOSVersion,
+			State: api.StateAbsent, FirstSeen: k.FirstSeen, LastSeen: k.LastSeen,
+			LastSuccess: k.LastSuccess.Time,
+		}
+		if r, ok := last[k.UDID]; ok {
+			d.LastAttempt = toAPIRun(r)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func toAPIRun(r store.Run) *api.Run {
+	out := &api.Run{
+		ID: uint64(r.ID), UDID: r.UDID, DeviceName: r.DeviceName, IOSVersion: r.IOSVersion,
+		Trigger: string(r.Trigger), Start: r.Start, End: r.End, Outcome: string(r.Outcome),
+		Cause: r.Cause, DeviceErrorCode: r.DeviceErrorCode, DeviceErrorText: r.DeviceErrorText,
+		Errno: r.Errno, Bytes: r.Bytes, Files: r.Files, Kind: string(r.Kind), Encrypted: r.Encrypted,
+		Link: r.Link, LinkSpeed: r.LinkSpeed, Verify: r.Verify, VersionPath: r.VersionPath, Note: r.Note,
+	}
+	fillCause(out)
+	return out
+}
+
+func printStatus(w io.Writer, rep statusReport, now time.Time) {
+	if !rep.DaemonRunning {
+		fmt.Fprintln(w, "daemon not running; from the history:")
+	}
+	if len(rep.Devices) == 0 {
+		fmt.Fprintln(w, "no iPhone seen yet")
+		return
+	}
+	for _, d := range rep.Devices {
+		fmt.Fprintln(w, statusLine(d, now))
+	}
+}
+
+// statusLine is one device's line.
+func statusLine(d deviceEntry, now time.Time) string {
+	var b strings.Builder
+	name := d.Name
+	if name == "" {
+		name = "iPhone"
+	}
+	fmt.Fprintf(&b, "%s (%s)", name, shortUDID(d.UDID))
+	if d.LastSuccess.IsZero() {
+		b.WriteString(": never backed up")
+	} else {
+		fmt.Fprintf(&b, ": last backup %s (%s)", d.LastSuccess.Local().Format("2006-01-02 15:04"), age(now.Sub(d.LastSuccess)))
+	}
+	if d.Overdue {
+		b.WriteString(" OVERDUE")
+	}
+	switch {
+	case d.State == api.StateBackingUp:
+		b.WriteString("; backing up now")
+		if p := d.Progress; p != nil {
+			fmt.Fprintf(&b, " %.0f%% (%s)", p.Percent, humanBytes(p.Bytes))
+		}
+	case d.Connected && d.State != api.StateSucceeded && d.State != api.StateFailed && d.State != api.StateSkipped:
+		fmt.Fprintf(&b, "; now %s", strings.ReplaceAll(string(d.State), "_", " "))
+		if d.Cause != "" {
+			fmt.Fprintf(&b, " (%s): %s Fix: %s", d.Cause, d.Summary, d.Fix)
+		}
+	}
+	if r := d.LastAttempt; r != nil && d.State != api.StateBackingUp {
+		fmt.Fprintf(&b, "; last attempt %s %s", r.Start.Local().Format("2006-01-02 15:04"), r.Outcome)
+		if r.Cause != "" && r.Outcome != api.OutcomeSuccess {
+			fmt.Fprintf(&b, " (%s): %s Fix: %s", r.Cause, r.Summary, r.Fix)
+		}
+	}
+	return b.String()
+}
+
+func shortUDID(u string) string {
+	if len(u) <= 12 {
+		return u
+	}
+	return u[:8] + "…"
+}
+
+// age says how long ago, roughly.
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour") + " ago"
+	}
+	return plural(int(d/(24*time.Hour)), "day") + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/backupd/backupd/daemon/api"
+)
+
+func TestStatusLine(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.Local)
+	udid := "00008030-001A2D3E0C38802E"
+	failed := &api.Run{Start: now.Add(-time.Hour), Outcome: "failed", Cause: "disconnected"}
+	fillCause(failed)
+	tests := []struct {
+		name string
+		dev  deviceEntry
+		want []string
+		not  []string
+	}{
+		{"success", deviceEntry{Device: api.Device{UDID: udid, Name: "Anna's iPhone", LastSuccess: now.Add(-3 * time.Hour),
+			LastAttempt: &api.Run{Start: now.Add(-3 * time.Hour), Outcome: "success"}}},
+			[]string{"Anna's iPhone (00008030…)", "last backup 2026-11-24 09:00 (3 hours ago)", "last attempt 2026-11-24 09:00 success"}, []string{"OVERDUE"}},
+		{"overdue failure", deviceEntry{Overdue: true, Device: api.Device{UDID: udid, LastSuccess: now.Add(-9 * 24 * time.Hour), LastAttempt: failed}},
+			[]string{"iPhone (00008030…)", "(9 days ago) OVERDUE", "failed (disconnected): ", "Fix: Keep the iPhone connected"}, nil},
+		{"never", deviceEntry{Overdue: true, Device: api.Device{UDID: udid}}, []string{"never backed up OVERDUE"}, nil},
+		{"in progress", deviceEntry{Device: api.Device{UDID: udid, Connected: true, State: api.StateBackingUp,
+			LastSuccess: now.Add(-30 * time.Minute), Progress: &api.Progress{Percent: 42.4, Bytes: 5 << 20}}},
+			[]string{"(30 minutes ago)", "backing up now 42% (5.0 MiB)"}, []string{"last attempt"}},
+		{"waiting", deviceEntry{Device: api.Device{UDID: udid, Connected: true, State: api.StateWaiting, Cause: "trust_pending",
+			Summary: "s.", Fix: "tap Trust"}}, []string{"now waiting (trust_pending): s. Fix: tap Trust"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := statusLine(tt.dev, now)
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q does not contain %q", got, w)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(got, w) {
+					t.Errorf("%q contains %q", got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		10 * time.Second: "just now", time.Minute: "1 minute ago", 59 * time.Minute: "59 minutes ago",
+		time.Hour: "1 hour ago", 47 * time.Hour: "47 hours ago", 72 * time.Hour: "3 days ago",
+	} {
+		if got := age(d); got != want {
+			t.Errorf("age(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
