@@ -7,8 +7,8 @@ import (
 	"fmt"
 )
 
-// freeBytes is not implemented here; the device is told the host cannot
+// FreeSpace is not implemented here: the device is told the host cannot
 // say, and decides for itself.
-func freeBytes(dir string) (uint64, error) {
+func FreeSpace(dir string) (uint64, error) {
 	return 0, fmt.Errorf("free space of %s: %w", dir, errors.ErrUnsupported)
 }

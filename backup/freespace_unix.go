@@ -4,10 +4,10 @@ package backup
 
 import "golang.org/x/sys/unix"
 
-// freeBytes returns the bytes an unprivileged user may still write on the
+// FreeSpace returns the bytes an unprivileged user may still write on the
 // file system holding dir (f_bavail, not f_bfree: the blocks reserved for
 // root are not ours to promise), as libimobiledevice reports it.
-func freeBytes(dir string) (uint64, error) {
+func FreeSpace(dir string) (uint64, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, err

@@ -4,9 +4,9 @@ package backup
 
 import "golang.org/x/sys/windows"
 
-// freeBytes returns the bytes the calling user may still write on the
+// FreeSpace returns the bytes the calling user may still write on the
 // volume holding dir, honouring quotas, as libimobiledevice reports it.
-func freeBytes(dir string) (uint64, error) {
+func FreeSpace(dir string) (uint64, error) {
 	p, err := windows.UTF16PtrFromString(dir)
 	if err != nil {
 		return 0, err

@@ -137,7 +137,7 @@ func (s *session) freeSpace() error {
 	if s.freeDir == "" {
 		return s.status(devicelink.CodeGeneric, "No backup directory", uint64(0))
 	}
-	free, err := freeBytes(s.freeDir)
+	free, err := FreeSpace(s.freeDir)
 	if err != nil {
 		s.log.Warn("mobilebackup2: free space", "dir", s.freeDir, "err", err)
 		return s.status(devicelink.CodeGeneric, errText(err), uint64(0))

@@ -100,7 +100,7 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 		d.now = time.Now
 	}
 	if d.free == nil {
-		d.free = freeSpace
+		d.free = backup.FreeSpace
 	}
 	d.bus = newBus(d.now)
 	return d, nil
