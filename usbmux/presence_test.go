@@ -74,11 +74,15 @@ func TestPresenceAgainstSimulator(t *testing.T) {
 	t.Run("unplugged during settle never present", func(t *testing.T) {
 		s, devs := sim.StartT(t, sim.DeviceConfig{})
 		devs[0].Unplug()
-		evs := startPresence(t, s, cfg)
+		// A long settle, so a slow machine cannot let it run out before
+		// the unplug.
+		long := cfg
+		long.Settle = 2 * time.Second
+		evs := startPresence(t, s, long)
 		devs[0].Plug()
 		time.Sleep(100 * time.Millisecond)
 		devs[0].Unplug()
-		if got := collect(evs, time.Second); len(got) != 0 {
+		if got := collect(evs, 2500*time.Millisecond); len(got) != 0 {
 			t.Fatalf("a device unplugged while settling reported %v", kinds(got))
 		}
 	})
