@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/danielpaulus/go-ios v1.3.2
+	github.com/kardianos/service v1.3.0
 	github.com/mattn/go-isatty v0.0.24
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/rs/zerolog v1.35.1

@@ -73,7 +73,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := d.Run(ctx); err != nil {
+	err = runManaged(ctx, d.Run)
+	if err != nil {
 		if errors.Is(err, daemon.ErrAlreadyRunning) {
 			fmt.Fprintf(stderr, "backupd run: %v\n", err)
 		} else {

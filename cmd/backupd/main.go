@@ -39,16 +39,17 @@ func commands() []command {
 		{"backup", "[UDID] [--full] [--wait]", "back up the connected iPhones (or one) now", cmdBackup},
 		{"history", "[UDID] [--json] [--limit N] [--outcome X]", "list past backups and why any failed", cmdHistory},
 		{"devices", "[--json]", "list the iPhones backupd knows and the ones plugged in", cmdDevices},
+		{"install", "[--config PATH]", "install backupd as a system service and start it", cmdService("install")},
+		{"uninstall", "", "stop and remove the system service (backups stay)", cmdService("uninstall")},
+		{"start", "", "start the installed service", cmdService("start")},
+		{"stop", "", "stop the installed service", cmdService("stop")},
+		{"restart", "", "restart the installed service", cmdService("restart")},
 	}
 }
 
 // planned are the commands design.md describes that do not exist yet.
 func planned() []command {
 	return []command{
-		{name: "install", does: "install backupd as a system service"},
-		{name: "uninstall", does: "remove the system service"},
-		{name: "start", does: "start the installed service"},
-		{name: "stop", does: "stop the installed service"},
 		{name: "verify", does: "check that a backup is complete"},
 		{name: "doctor", does: "check this computer's setup and explain problems"},
 	}

@@ -19,7 +19,7 @@ func TestRun(t *testing.T) {
 		{args: []string{"help"}, code: 0, stdout: "  doctor "},
 		{args: nil, code: 2, stderr: "Usage: backupd COMMAND"},
 		{args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
-		{args: []string{"install"}, code: 1, stderr: "backupd install: not yet implemented"},
+		{args: []string{"verify"}, code: 1, stderr: "backupd verify: not yet implemented"},
 		{args: []string{"--help"}, code: 0, stdout: "5  bad configuration"},
 		{args: []string{"status", "--bogus"}, code: 2, stderr: "flag provided but not defined: -bogus"},
 		{args: []string{"history", "--outcome", "great"}, code: 2, stderr: `--outcome "great"`},

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/kardianos/service"
+)
+
+// serviceName is the unit, launchd job and Windows service name.
+const serviceName = "backupd"
+
+// controlOnly satisfies service.Interface for the commands that install or
+// control the service; they never run it.
+type controlOnly struct{}
+
+func (controlOnly) Start(service.Service) error { return nil }
+func (controlOnly) Stop(service.Service) error  { return nil }
+
+// serviceConfig describes the installed service: `backupd run` with the
+// configuration file's absolute path, restarted when it fails, and on
+// Linux ordered after usbmuxd.
+func serviceConfig(configPath string) (*service.Config, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the backupd binary: %w", err)
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(configPath)
+	if err != nil {
+		return nil, err
+	}
+	c := &service.Config{
+		Name:        serviceName,
+		DisplayName: "backupd",
+		Description: "Backs up the iPhones plugged into this computer",
+		Executable:  exe,
+		Arguments:   []string{"run", "--config", abs, "--log-format", "json"},
+		Option: service.KeyValue{
+			"Restart":   "on-failure", // systemd
+			"KeepAlive": true,         // launchd: restart when it exits
+			"RunAtLoad": true,         // launchd: start at boot
+			"OnFailure": "restart",    // Windows
+		},
+	}
+	switch runtime.GOOS {
+	case "linux":
+		// usbmuxd is started by udev when a phone appears; ordering
+		// after it still helps where it runs all the time.
+		c.Dependencies = []string{"After=network.target usbmuxd.service", "Wants=usbmuxd.service"}
+	case "windows":
+		c.Dependencies = []string{"Apple Mobile Device Service"}
+	}
+	return c, nil
+}
+
+// where says where the platform's service manager keeps the definition
+// and how to read the logs.
+func where() (file, logs string) {
+	switch service.ChosenSystem().String() {
+	case "linux-systemd":
+		return "/etc/systemd/system/" + serviceName + ".service", "journalctl -u " + serviceName
+	case "darwin-launchd":
+		return "/Library/LaunchDaemons/" + serviceName + ".plist", "/usr/local/var/log/" + serviceName + ".err.log"
+	case "windows-service":
+		return "the Windows service " + serviceName, "Event Viewer, Windows Logs > Application"
+	case "unix-systemv", "linux-upstart", "linux-openrc":
+		return "/etc/init.d/" + serviceName, "/var/log/" + serviceName + ".err"
+	}
+	return service.ChosenSystem().String(), "the system's service logs"
+}
+
+// cmdService runs install, uninstall, start, stop and restart.
+func cmdService(action string) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int {
+		var config string
+		fs := newFlagSet(action, "[--config PATH]", &config)
+		pos, code, ok := parseFlags(fs, args, stderr)
+		if !ok {
+			return code
+		}
+		if len(pos) > 0 {
+			fmt.Fprintf(stderr, "backupd %s: unexpected argument %q\n", action, pos[0])
+			return exitUsage
+		}
+		if action == "install" {
+			// Refuse to install a service that would not start.
+			if _, _, err := loadConfig(config); err != nil {
+				printConfigError(stderr, err)
+				return exitBadConfig
+			}
+		}
+		sc, err := serviceConfig(config)
+		if err != nil {
+			fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
+			return exitError
+		}
+		s, err := service.New(controlOnly{}, sc)
+		if err != nil {
+			fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
+			return exitError
+		}
+		file, logs := where()
+		switch action {
+		case "install":
+			if err := s.Install(); err != nil {
+				fmt.Fprintf(stderr, "backupd install: %v (run it as root or with sudo)\n", err)
+				return exitError
+			}
+			fmt.Fprintf(stdout, "installed %s\n  runs: %s %v\n", file, sc.Executable, sc.Arguments)
+			if err := s.Start(); err != nil {
+				fmt.Fprintf(stderr, "backupd install: installed, but it did not start: %v\n", err)
+				return exitError
+			}
+			fmt.Fprintf(stdout, "started; logs: %s; status: backupd status\n", logs)
+		case "uninstall":
+			_ = s.Stop() // it may not be running
+			if err := s.Uninstall(); err != nil {
+				fmt.Fprintf(stderr, "backupd uninstall: %v\n", err)
+				return exitError
+			}
+			fmt.Fprintf(stdout, "removed %s; the backups and the history stay where they are\n", file)
+		default:
+			var err error
+			switch action {
+			case "start":
+				err = s.Start()
+			case "stop":
+				err = s.Stop()
+			case "restart":
+				err = s.Restart()
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
+				return exitError
+			}
+			fmt.Fprintf(stdout, "%s: done; logs: %s\n", action, logs)
+		}
+		return exitOK
+	}
+}
+
+// runManaged runs the daemon. Under the Windows service manager it must
+// report that it started and be asked to stop through the manager;
+// elsewhere a service manager sends SIGTERM, which ctx already carries.
+func runManaged(ctx context.Context, run func(context.Context) error) error {
+	if runtime.GOOS != "windows" || service.Interactive() {
+		return run(ctx)
+	}
+	m := &managed{ctx: ctx, run: run}
+	s, err := service.New(m, &service.Config{Name: serviceName})
+	if err != nil {
+		return err
+	}
+	if err := s.Run(); err != nil {
+		return err
+	}
+	return m.err
+}
+
+// managed adapts the daemon to the service manager's start and stop.
+type managed struct {
+	ctx    context.Context
+	run    func(context.Context) error
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func (m *managed) Start(service.Service) error {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.cancel, m.done = cancel, make(chan struct{})
+	go func() {
+		defer close(m.done)
+		m.err = m.run(ctx)
+	}()
+	return nil
+}
+
+func (m *managed) Stop(service.Service) error {
+	m.cancel()
+	<-m.done
+	return nil
+}
