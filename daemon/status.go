@@ -56,22 +56,13 @@ func (d *Daemon) health() api.Health {
 // devices lists every device the history knows or that is connected, by
 // name then UDID.
 func (d *Daemon) devices() ([]api.Device, error) {
-	known, err := d.store.Devices()
-	if err != nil {
-		return nil, err
-	}
-	latest, err := d.store.LatestPerDevice()
+	stored, err := StoredDevices(d.store)
 	if err != nil {
 		return nil, err
 	}
 	byUDID := map[string]*api.Device{}
-	for _, k := range known {
-		byUDID[k.UDID] = fromStoreDevice(k)
-	}
-	for _, r := range latest {
-		if dev := byUDID[r.UDID]; dev != nil {
-			dev.LastAttempt = toAPIRun(r)
-		}
+	for i := range stored {
+		byUDID[stored[i].UDID] = &stored[i]
 	}
 	for _, a := range d.allActors() {
 		dev := byUDID[a.udid]
@@ -128,11 +119,34 @@ func (d *Daemon) device(udid string) (api.Device, error) {
 	return api.Device{}, &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
 }
 
-func fromStoreDevice(k store.Device) *api.Device {
-	return &api.Device{
-		UDID: k.UDID, Name: k.Name, ProductType: k.ProductType, IOSVersion: k.IOSVersion,
-		State: api.StateAbsent, FirstSeen: k.FirstSeen, LastSeen: k.LastSeen, LastSuccess: k.LastSuccess.Time,
+// StoredDevices lists what the history knows of each device and its latest
+// run: the daemon adds what it sees live, and the CLI shows it as it is
+// when no daemon runs.
+func StoredDevices(st *store.Store) ([]api.Device, error) {
+	known, err := st.Devices()
+	if err != nil {
+		return nil, err
 	}
+	latest, err := st.LatestPerDevice()
+	if err != nil {
+		return nil, err
+	}
+	last := make(map[string]store.Run, len(latest))
+	for _, r := range latest {
+		last[r.UDID] = r
+	}
+	out := make([]api.Device, 0, len(known))
+	for _, k := range known {
+		dev := api.Device{
+			UDID: k.UDID, Name: k.Name, ProductType: k.ProductType, IOSVersion: k.IOSVersion,
+			State: api.StateAbsent, FirstSeen: k.FirstSeen, LastSeen: k.LastSeen, LastSuccess: k.LastSuccess.Time,
+		}
+		if r, ok := last[k.UDID]; ok {
+			dev.LastAttempt = RunView(r)
+		}
+		out = append(out, dev)
+	}
+	return out, nil
 }
 
 // applyView lays an actor's live state over what the history says.
@@ -210,7 +224,7 @@ func (d *Daemon) runs(q api.RunsQuery) (api.RunsPage, error) {
 			if len(q.Causes) > 0 && !slices.Contains(q.Causes, r.Cause) {
 				continue
 			}
-			page.Runs = append(page.Runs, *toAPIRun(r))
+			page.Runs = append(page.Runs, *RunView(r))
 		}
 		switch {
 		case past || hp.Next == "":
@@ -231,7 +245,7 @@ func (d *Daemon) run(id uint64) (api.Run, error) {
 	if err != nil {
 		return api.Run{}, err
 	}
-	return *toAPIRun(r), nil
+	return *RunView(r), nil
 }
 
 // backupNow asks a connected device's actor for a backup.
@@ -274,8 +288,8 @@ func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
 	return err
 }
 
-// toAPIRun converts a history record, with its cause in words.
-func toAPIRun(r store.Run) *api.Run {
+// RunView converts a history record for the API, with its cause in words.
+func RunView(r store.Run) *api.Run {
 	out := &api.Run{
 		ID: uint64(r.ID), UDID: r.UDID, DeviceName: r.DeviceName, IOSVersion: r.IOSVersion,
 		Trigger: string(r.Trigger), Start: r.Start, End: r.End, Outcome: string(r.Outcome),

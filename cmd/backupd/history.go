@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/store"
@@ -113,7 +114,7 @@ func historyFromStore(cfg fileConfig, q api.RunsQuery) ([]api.Run, error) {
 	}
 	var out []api.Run
 	for _, r := range page.Runs {
-		out = append(out, *toAPIRun(r))
+		out = append(out, *daemon.RunView(r))
 	}
 	return out, nil
 }

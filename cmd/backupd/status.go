@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/store"
@@ -164,43 +165,7 @@ func devicesFromHistory(cfg fileConfig) ([]api.Device, error) {
 		return nil, err
 	}
 	defer st.Close()
-	known, err := st.Devices()
-	if err != nil {
-		return nil, err
-	}
-	latest, err := st.LatestPerDevice()
-	if err != nil {
-		return nil, err
-	}
-	last := map[string]store.Run{}
-	for _, r := range latest {
-		last[r.UDID] = r
-	}
-	var out []api.Device
-	for _, k := range known {
-		d := api.Device{
-			UDID: k.UDID, Name: k.Name, ProductType: k.ProductType, IOSVersion: k.IOSVersion,
-			State: api.StateAbsent, FirstSeen: k.FirstSeen, LastSeen: k.LastSeen,
-			LastSuccess: k.LastSuccess.Time,
-		}
-		if r, ok := last[k.UDID]; ok {
-			d.LastAttempt = toAPIRun(r)
-		}
-		out = append(out, d)
-	}
-	return out, nil
-}
-
-func toAPIRun(r store.Run) *api.Run {
-	out := &api.Run{
-		ID: uint64(r.ID), UDID: r.UDID, DeviceName: r.DeviceName, IOSVersion: r.IOSVersion,
-		Trigger: string(r.Trigger), Start: r.Start, End: r.End, Outcome: string(r.Outcome),
-		Cause: r.Cause, DeviceErrorCode: r.DeviceErrorCode, DeviceErrorText: r.DeviceErrorText,
-		Errno: r.Errno, Bytes: r.Bytes, Files: r.Files, Kind: string(r.Kind), Encrypted: r.Encrypted,
-		Link: r.Link, LinkSpeed: r.LinkSpeed, Verify: r.Verify, VersionPath: r.VersionPath, Note: r.Note,
-	}
-	fillCause(out)
-	return out
+	return daemon.StoredDevices(st)
 }
 
 func printStatus(w io.Writer, rep statusReport, now time.Time) {
