@@ -34,8 +34,8 @@ CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
 
 # Debian packages the tests and the demo use, and the commands that show
 # they are installed.
-DEBS     := libimobiledevice-utils usbmuxd sqlite3
-DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3
+DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux
+DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux
 
 .PHONY: all build test vet cross demo bench bench-compare lint fuzz deps clean
 

@@ -44,16 +44,13 @@ func commands() []command {
 		{"start", "", "start the installed service", cmdService("start")},
 		{"stop", "", "stop the installed service", cmdService("stop")},
 		{"restart", "", "restart the installed service", cmdService("restart")},
+		{"verify", "[UDID|--all] [--versions] [--json]", "check that the latest backups (and versions) are complete", cmdVerify},
+		{"encryption", "on|off [UDID] [--password-file PATH|-]", "turn backup encryption on or off on an iPhone", cmdEncryption},
+		{"doctor", "[UDID] [--json]", "check this computer's setup and each iPhone, and explain problems", cmdDoctor},
+		{"completion", "bash|zsh|fish", "print a shell completion script", cmdCompletion},
 	}
 }
 
-// planned are the commands design.md describes that do not exist yet.
-func planned() []command {
-	return []command{
-		{name: "verify", does: "check that a backup is complete"},
-		{name: "doctor", does: "check this computer's setup and explain problems"},
-	}
-}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -75,12 +72,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, c := range commands() {
 			if c.name == cmd {
 				return c.run(args[1:], stdout, stderr)
-			}
-		}
-		for _, p := range planned() {
-			if p.name == cmd {
-				fmt.Fprintf(stderr, "backupd %s: not yet implemented\n", cmd)
-				return exitError
 			}
 		}
 		fmt.Fprintf(stderr, "backupd: unknown command %q\n\n", cmd)
@@ -111,12 +102,7 @@ Exit codes:
      fix are printed
   5  bad configuration: the file, line and key are printed; the daemon
      does not start
-
-Planned, not yet implemented:
 `, defaultConfigPath())
-	for _, p := range planned() {
-		fmt.Fprintf(w, "  %-9s %s\n", p.name, p.does)
-	}
 }
 
 // parseFlags parses fs over args, allowing flags after positional

@@ -46,6 +46,9 @@ const (
 	StateWaiting   State = "waiting"    // a condition must change first (Cause says which; NextAttempt when)
 	StateQueued    State = "queued"     // due, waiting for a backup slot (max_concurrent)
 	StateBackingUp State = "backing_up" // a backup runs (Progress)
+	// StateAwaitingPasscode: the backup has started and the iPhone asks
+	// for its passcode before it sends anything (iOS 16.1 and later).
+	StateAwaitingPasscode State = "awaiting_passcode"
 	StateSucceeded State = "succeeded"  // the latest backup succeeded
 	StateFailed    State = "failed"     // the latest backup failed (Cause)
 	StateSkipped   State = "skipped"    // policy decided against a backup (Cause)
