@@ -51,7 +51,6 @@ func commands() []command {
 	}
 }
 
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -49,11 +49,11 @@ const (
 	// StateAwaitingPasscode: the backup has started and the iPhone asks
 	// for its passcode before it sends anything (iOS 16.1 and later).
 	StateAwaitingPasscode State = "awaiting_passcode"
-	StateSucceeded State = "succeeded"  // the latest backup succeeded
-	StateFailed    State = "failed"     // the latest backup failed (Cause)
-	StateSkipped   State = "skipped"    // policy decided against a backup (Cause)
-	StateUpToDate  State = "up_to_date" // backed up less than min_interval ago
-	StateIgnored   State = "ignored"    // the configuration excludes it (deny list, Wi-Fi off)
+	StateSucceeded        State = "succeeded"  // the latest backup succeeded
+	StateFailed           State = "failed"     // the latest backup failed (Cause)
+	StateSkipped          State = "skipped"    // policy decided against a backup (Cause)
+	StateUpToDate         State = "up_to_date" // backed up less than min_interval ago
+	StateIgnored          State = "ignored"    // the configuration excludes it (deny list, Wi-Fi off)
 )
 
 // Outcomes of a run, as the history stores them.
