@@ -45,7 +45,7 @@ func commands() []command {
 		{"stop", "", "stop the installed service", cmdService("stop")},
 		{"restart", "", "restart the installed service", cmdService("restart")},
 		{"verify", "[UDID|--all] [--versions] [--json]", "check that the latest backups (and versions) are complete", cmdVerify},
-		{"encryption", "on|off [UDID] [--password-file PATH|-]", "turn backup encryption on or off on an iPhone", cmdEncryption},
+		{"encryption", "on|off [UDID] [--password-file F]", "turn backup encryption on or off on an iPhone", cmdEncryption},
 		{"doctor", "[UDID] [--json]", "check this computer's setup and each iPhone, and explain problems", cmdDoctor},
 		{"completion", "bash|zsh|fish", "print a shell completion script", cmdCompletion},
 	}
@@ -82,10 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: backupd COMMAND [ARGS]\n\nbackupd backs up the iPhones plugged into this computer.\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %-48s %s\n", c.name, c.args, c.does)
+		fmt.Fprintf(w, "  %-10s %-44s %s\n", c.name, c.args, c.does)
 	}
-	fmt.Fprintf(w, "  %-9s %-48s %s\n", "version", "", "print the version")
-	fmt.Fprintf(w, "  %-9s %-48s %s\n", "help", "", "print this help")
+	fmt.Fprintf(w, "  %-10s %-44s %s\n", "version", "", "print the version")
+	fmt.Fprintf(w, "  %-10s %-44s %s\n", "help", "", "print this help")
 	fmt.Fprintf(w, `
 Every command takes --config PATH (default %s,
 or $BACKUPD_CONFIG); a missing file means the defaults. "backupd COMMAND -h"
