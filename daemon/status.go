@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +51,7 @@ func (d *Daemon) health() api.Health {
 		Connected:      connected,
 		BackupsRunning: len(d.slots),
 		MaxConcurrent:  cap(d.slots),
+		Goroutines:     runtime.NumGoroutine(),
 	}
 }
 

@@ -194,6 +194,8 @@ type Health struct {
 	Connected      int       `json:"devices_connected"`
 	BackupsRunning int       `json:"backups_running"`
 	MaxConcurrent  int       `json:"max_concurrent"`
+	// Goroutines is the daemon's goroutine count, for leak checks.
+	Goroutines int `json:"goroutines"`
 }
 
 // BackupRequest asks for a backup now (POST /v1/devices/{udid}/backup).
