@@ -69,6 +69,9 @@ func (d *Device) serveBackup(c net.Conn) error {
 		Stats:      d.state.stats,
 		Encryption: d.state.enc,
 		Unplug:     d.Unplug,
+		Notify:     func(name string) { d.state.notify.Relay(name) },
+		// iphonesim ctl unlock is the person entering the passcode.
+		PasscodeEntered: d.passcodeEntered,
 		Faults: backupsvc.Faults{
 			FirstMessageDelay:    f.FirstMessageDelay,
 			UnplugAtStep:         backupsvc.Step(f.UnplugAtStep),

@@ -178,3 +178,17 @@ func TestIdevicebackup2Encryption(t *testing.T) {
 		t.Fatalf("WillEncrypt after off = %q", got)
 	}
 }
+
+// TestIdevicebackup2PasscodeEntered: a device that asks for its passcode
+// (and relays the LocalAuthentication notifications, which
+// idevicebackup2 does not observe) still backs up once it is entered.
+func TestIdevicebackup2PasscodeEntered(t *testing.T) {
+	s, devs := StartT(t, DeviceConfig{Files: FileSpec{Count: 20}, Faults: Faults{PasscodeDelay: 500 * time.Millisecond}})
+	d := devs[0]
+	dir := t.TempDir()
+	out, err := runTool(t, s, 2*time.Minute, "idevicebackup2", "-u", d.UDID(), "backup", "--full", dir)
+	if err != nil || !strings.Contains(out, "Backup Successful.") {
+		t.Fatalf("backup with the passcode entered after 500ms: %v\n%s", err, out)
+	}
+	checkBackupMatches(t, dir, d)
+}

@@ -111,11 +111,14 @@ type Device struct {
 	key *rsa.PrivateKey
 	id  int // usbmuxd DeviceID while plugged, else 0
 
-	mu        sync.Mutex
-	cfg       DeviceConfig
-	trusted   map[string][]byte // HostID → the DeviceCertificate it gave us
-	escrow    []byte
-	locked    bool
+	mu      sync.Mutex
+	cfg     DeviceConfig
+	trusted map[string][]byte // HostID → the DeviceCertificate it gave us
+	escrow  []byte
+	locked  bool
+	// passcode is closed, and replaced, each time the passcode is
+	// entered (Unlock), for a backup's passcode prompt to notice.
+	passcode  chan struct{}
 	dialog    dialogState
 	plugged   bool
 	conns     map[net.Conn]struct{}
@@ -210,11 +213,26 @@ func (d *Device) Lock() {
 	d.mu.Unlock()
 }
 
-// Unlock enters the passcode.
+// Unlock enters the passcode. It also answers a backup's passcode
+// prompt.
 func (d *Device) Unlock() {
 	d.mu.Lock()
 	d.locked = false
+	if d.passcode != nil {
+		close(d.passcode)
+		d.passcode = nil
+	}
 	d.mu.Unlock()
+}
+
+// passcodeEntered returns a channel closed by the next Unlock.
+func (d *Device) passcodeEntered() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.passcode == nil {
+		d.passcode = make(chan struct{})
+	}
+	return d.passcode
 }
 
 // Forget makes the device forget every computer it trusted, so the pair

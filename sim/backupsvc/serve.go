@@ -218,27 +218,44 @@ func (s *session) unplug() error {
 	return ErrUnplugged
 }
 
-// wait keeps the host waiting for d, as a device busy with a passcode
-// prompt or a snapshot does, but notices when the host hangs up.
+// relay sends a device notification to the hosts observing it.
+func (s *session) relay(name string) {
+	if s.cfg.Notify != nil {
+		s.cfg.Notify(name)
+	}
+}
+
+// wait keeps the host waiting for d, as a device busy with a snapshot
+// does, but notices when the host hangs up.
 func (s *session) wait(d time.Duration) error {
+	_, err := s.waitUntil(d, nil)
+	return err
+}
+
+// waitUntil is wait that also ends when early is closed (the passcode
+// was entered), and says whether it did.
+func (s *session) waitUntil(d time.Duration, early <-chan struct{}) (bool, error) {
 	if d <= 0 {
-		return nil
+		return false, nil
 	}
 	readable := make(chan error, 1)
 	go func() { readable <- s.dl.WaitReadable() }()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	ended := false
 	select {
 	case err := <-readable:
 		if err != nil {
-			return fmt.Errorf("backupsvc: host left while the device was busy: %w", err)
+			return false, fmt.Errorf("backupsvc: host left while the device was busy: %w", err)
 		}
 		// The host spoke out of turn (idevicebackup2 sends
 		// DLMessageDisconnect when interrupted). Stop waiting; its bytes
 		// stay buffered, and the next read of the protocol meets them.
-		return nil
+		return false, nil
 	case <-s.ctx.Done():
-		return s.ctx.Err()
+		return false, s.ctx.Err()
+	case <-early:
+		ended = true
 	case <-timer.C:
 	}
 	// Unblock the watcher without losing buffered bytes: a timed-out Peek
@@ -248,9 +265,9 @@ func (s *session) wait(d time.Duration) error {
 	s.conn.SetReadDeadline(time.Time{})
 	if s.ctx.Err() != nil {
 		s.conn.SetDeadline(time.Unix(1, 0)) // the context ended meanwhile: keep it ended
-		return s.ctx.Err()
+		return false, s.ctx.Err()
 	}
-	return nil
+	return ended, nil
 }
 
 // hang holds the connection open, sending nothing, until it ends.
@@ -296,11 +313,21 @@ func (s *session) backup(req map[string]any) error {
 	s.sentBytes, s.sentFiles, s.progress = 0, 0, 0
 	s.stats.begin(true, encrypted)
 
-	if f.PasscodeNeverEntered || f.ErrorCode == CodePasscodeNotEntered {
-		if err := s.wait(f.PasscodeDelay); err != nil {
+	if f.PasscodeNeverEntered || f.ErrorCode == CodePasscodeNotEntered || f.PasscodeDelay > 0 {
+		var early <-chan struct{}
+		if s.cfg.PasscodeEntered != nil {
+			early = s.cfg.PasscodeEntered()
+		}
+		s.relay(NotifyPasscodePresented)
+		entered, err := s.waitUntil(f.PasscodeDelay, early)
+		// The prompt goes away either way: entered, or timed out.
+		s.relay(NotifyPasscodeDismissed)
+		if err != nil {
 			return err
 		}
-		return s.finish(CodePasscodeNotEntered, "The passcode was not entered on the device in time to back it up")
+		if !entered && (f.PasscodeNeverEntered || f.ErrorCode == CodePasscodeNotEntered) {
+			return s.finish(CodePasscodeNotEntered, "The passcode was not entered on the device in time to back it up")
+		}
 	}
 	if err := s.wait(f.FirstMessageDelay); err != nil {
 		return err
