@@ -45,6 +45,10 @@ type Options struct {
 	// FreeSpace returns the free bytes on the disk holding a directory;
 	// nil means the file system's own answer.
 	FreeSpace func(dir string) (uint64, error)
+	// CommitStepHook is passed to the backup directory as
+	// repo.Options.StepHook. Test-only (a failpoint the torture suite
+	// kills the daemon in); nil in production.
+	CommitStepHook func(step string)
 }
 
 // Daemon is backupd's service: it follows usbmuxd, runs one actor per
@@ -57,6 +61,7 @@ type Daemon struct {
 	version string
 	free    func(string) (uint64, error)
 	eng     Backuper
+	hook    func(step string) // Options.CommitStepHook
 	bus     *bus
 
 	ran atomic.Bool
@@ -91,6 +96,7 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 		version:  opts.Version,
 		free:     opts.FreeSpace,
 		eng:      opts.Backuper,
+		hook:     opts.CommitStepHook,
 		actors:   map[string]*actor{},
 		open:     map[store.RunID]store.Run{},
 		stopping: make(chan struct{}),
@@ -527,6 +533,7 @@ func (d *Daemon) openRepo() (*repo.Repo, error) {
 	opts.Logger = SlogLogger(d.log, "repo")
 	opts.Notice = func(msg string) { d.log.Warn().Msg(msg) }
 	opts.Now = d.now
+	opts.StepHook = d.hook
 	r, err := repo.Open(d.cfg.BackupDir, opts)
 	if err != nil {
 		d.log.Error().Err(err).Str("backup_dir", d.cfg.BackupDir).Msg("backup directory unavailable")

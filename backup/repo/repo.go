@@ -67,6 +67,11 @@ type Options struct {
 	// Now returns the current time; nil means time.Now. It stamps
 	// completed backups.
 	Now func() time.Time
+	// StepHook, when set, is called after each named step of a commit
+	// (verified, synced, journaled, swapped, retired, installed, cleaned,
+	// purged, pruned). Test-only: the torture suite pauses a real daemon
+	// there to kill it (BACKUPD_TEST_PAUSE); nil in production.
+	StepHook func(step string)
 
 	// test holds the hooks export_test.go sets; always zero in production.
 	test testHooks
@@ -241,6 +246,9 @@ var errInjected = errors.New("injected failure")
 
 // step runs the test hook after a step; nil in production.
 func (r *Repo) step(name string) error {
+	if h := r.opts.StepHook; h != nil {
+		h(name)
+	}
 	if h := r.opts.test.afterStep; h != nil {
 		if err := h(name); err != nil {
 			if errors.Is(err, errInjected) {

@@ -66,7 +66,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 
-	d, err := daemon.New(cfg.Config, daemon.Options{Logger: log, Version: version})
+	hook, err := testPause(os.Getenv(testPauseEnv), log)
+	if err != nil {
+		fmt.Fprintf(stderr, "backupd run: %v\n", err)
+		return exitUsage
+	}
+	d, err := daemon.New(cfg.Config, daemon.Options{Logger: log, Version: version, CommitStepHook: hook})
 	if err != nil {
 		printConfigError(stderr, err)
 		return exitBadConfig
