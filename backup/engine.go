@@ -46,6 +46,16 @@ type Target struct {
 	// advances: at each device request and at most every 100 ms while
 	// files arrive. It must return quickly.
 	Progress func(Progress)
+	// AwaitingPasscode, if set, is told true when the iPhone shows its
+	// passcode prompt for the backup (iOS 16.1 and later ask at every
+	// backup) and false when the prompt goes away or the device starts
+	// sending. The device says so through notification_proxy
+	// (NotifyPasscodePresented, NotifyPasscodeDismissed); an iOS 16.1 or
+	// later that has said nothing PasscodeGuess after the Backup request
+	// is reported as likely showing the prompt too. Calls come from
+	// several goroutines, one at a time, each value once per change; it
+	// must return quickly.
+	AwaitingPasscode func(bool)
 }
 
 // Progress is how far a backup has come.
@@ -137,7 +147,9 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 		}
 	}()
 
-	h, err := e.prepare(runCtx, dev, cancelRun, log)
+	pass := &passcodeState{report: t.AwaitingPasscode}
+	defer pass.end()
+	h, err := e.prepare(runCtx, dev, cancelRun, pass, log)
 	if h != nil {
 		defer h.close(ctx, log)
 	}
@@ -174,6 +186,7 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 		return res, fmt.Errorf("mobilebackup2: %w", err)
 	}
 	s := newSession(conn, e.opts, fs, st.Dir(), t.Progress)
+	s.onFirst = pass.started
 	final, serr := func() (*deviceResult, error) {
 		defer conn.Close()
 		defer s.watch(runCtx)()
@@ -187,6 +200,12 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 		}
 		if t.ForceFull {
 			req["Options"] = map[string]any{"ForceFullBackup": true}
+		}
+		if asksPasscode(h.values.productVersion()) {
+			// Not every iOS relays the prompt's notifications: a
+			// device that asks for its passcode says nothing at all.
+			guess := time.AfterFunc(e.opts.PasscodeGuess, pass.guess)
+			defer guess.Stop()
 		}
 		final, err := s.request(req)
 		s.disconnect()
@@ -305,7 +324,7 @@ type helpers struct {
 // lock (device_busy when another tool keeps it), post syncDidStart, and
 // gather what Info.plist records. The returned helpers, even with an
 // error, must be closed.
-func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun context.CancelCauseFunc, log *slog.Logger) (*helpers, error) {
+func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun context.CancelCauseFunc, pass *passcodeState, log *slog.Logger) (*helpers, error) {
 	sess, err := e.mux.OpenSession(ctx, dev)
 	if err != nil {
 		return nil, err
@@ -333,13 +352,18 @@ func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun conte
 		case NotifySyncCancel:
 			log.Warn("the iPhone asked to cancel the backup")
 			cancelRun(ErrCancelledByDevice)
+		case NotifyPasscodePresented:
+			log.Info("the iPhone asks for its passcode to start the backup")
+			pass.notified(true)
+		case NotifyPasscodeDismissed:
+			pass.notified(false)
 		default:
 			// Suspend and resume have no meaning for a backup in
 			// progress: the stall timer covers a device that pauses.
 			log.Debug("notification from the device", "name", name)
 		}
 	})
-	if err := h.np.Observe(sctx, NotifySyncCancel, NotifySyncSuspend, NotifySyncResume); err != nil {
+	if err := h.np.Observe(sctx, NotifySyncCancel, NotifySyncSuspend, NotifySyncResume, NotifyPasscodePresented, NotifyPasscodeDismissed); err != nil {
 		return h, err
 	}
 	if h.afcC, err = dial(serviceAFC); err != nil {

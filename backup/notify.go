@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,11 @@ const (
 	NotifySyncCancel      = "com.apple.itunes-client.syncCancelRequest"
 	NotifySyncSuspend     = "com.apple.itunes-client.syncSuspendRequest"
 	NotifySyncResume      = "com.apple.itunes-client.syncResumeRequest"
+	// The passcode prompt an iOS 16.1 or later device shows at each
+	// backup comes and goes with these (seen by pymobiledevice3); the
+	// device sends nothing over mobilebackup2 while it shows.
+	NotifyPasscodePresented = "com.apple.LocalAuthentication.ui.presented"
+	NotifyPasscodeDismissed = "com.apple.LocalAuthentication.ui.dismissed"
 )
 
 // maxNotifyMessage bounds one notification_proxy message; real ones are a
@@ -144,4 +151,82 @@ func (n *notifier) Close(ctx context.Context) error {
 	n.conn.Close()
 	<-n.done
 	return err
+}
+
+// passcodeState reports the passcode prompt to Target.AwaitingPasscode:
+// each change once, one call at a time, from whichever goroutine saw it
+// (the notification reader, the guess timer, the engine).
+type passcodeState struct {
+	report func(bool)
+
+	mu      sync.Mutex
+	showing bool
+	// known: the device said (a notification) or showed (its first
+	// message) where it stands, so there is nothing left to guess.
+	known bool
+}
+
+// notified is the device's own word: the prompt shows or went away.
+func (p *passcodeState) notified(showing bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.known = true
+	p.change(showing)
+}
+
+// started: the device sent its first message, so no prompt shows.
+func (p *passcodeState) started() { p.notified(false) }
+
+// guess reports the prompt as likely showing unless the device has said
+// or shown otherwise.
+func (p *passcodeState) guess() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.known {
+		p.change(true)
+	}
+}
+
+// end reports the prompt gone when the backup ends, whatever happened.
+func (p *passcodeState) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.known = true
+	p.change(false)
+}
+
+// change reports showing if it differs from what was reported; p.mu is
+// held.
+func (p *passcodeState) change(showing bool) {
+	if p.showing == showing {
+		return
+	}
+	p.showing = showing
+	if p.report != nil {
+		p.report(showing)
+	}
+}
+
+// productVersion is the device's iOS version as lockdown gave it ("" when
+// it did not).
+func (v deviceValues) productVersion() string {
+	s, _ := v.root["ProductVersion"].(string)
+	return s
+}
+
+// asksPasscode reports whether an iOS version asks for the passcode at
+// every backup: 16.1 and later. An unreadable version does not.
+func asksPasscode(version string) bool {
+	var major, minor int
+	parts := strings.SplitN(version, ".", 3)
+	major, err := strconv.Atoi(parts[0])
+	if err != nil {
+		return false
+	}
+	if len(parts) > 1 {
+		if minor, err = strconv.Atoi(parts[1]); err != nil {
+			return false
+		}
+	}
+	return major > 16 || major == 16 && minor >= 1
 }

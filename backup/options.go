@@ -11,6 +11,11 @@ const (
 	// wait for its passcode, for a minute or more before it sends its
 	// first request after the Backup request.
 	DefaultFirstMessageTimeout = 3 * time.Minute
+	// DefaultPasscodeGuess: an iOS 16.1 or later device that has sent
+	// nothing this long after the Backup request, and relayed no
+	// passcode notification, is most likely showing its passcode prompt;
+	// one that prepares a snapshot usually starts within a second or two.
+	DefaultPasscodeGuess = 5 * time.Second
 	// DefaultStallTimeout: the longest silence a working device keeps in
 	// the middle of a backup is a few seconds while it lists files; two
 	// minutes without a byte is a stall.
@@ -41,6 +46,10 @@ type Options struct {
 	// FirstMessageTimeout bounds the wait for the device's first request
 	// after the Backup (or ChangePassword) request.
 	FirstMessageTimeout time.Duration
+	// PasscodeGuess is how long an iOS 16.1 or later device may stay
+	// silent after the Backup request before Target.AwaitingPasscode is
+	// told it is likely asking for its passcode.
+	PasscodeGuess time.Duration
 	// StallTimeout: no byte from the device (and none accepted by it) for
 	// this long ends the backup with cause stalled. It also bounds the
 	// version exchange and Hello.
@@ -73,6 +82,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.FirstMessageTimeout <= 0 {
 		o.FirstMessageTimeout = DefaultFirstMessageTimeout
+	}
+	if o.PasscodeGuess <= 0 {
+		o.PasscodeGuess = DefaultPasscodeGuess
 	}
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = DefaultStallTimeout

@@ -62,6 +62,9 @@ type session struct {
 	// freeDir is where free space is measured.
 	freeDir string
 	onProg  func(Progress)
+	// onFirst, if set, runs when the device's first message after the
+	// request arrives.
+	onFirst func()
 
 	files, bytes int64
 	percent      float64
@@ -157,6 +160,9 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 		if first {
 			first = false
 			s.link.setTimeout(s.opts.StallTimeout)
+			if s.onFirst != nil {
+				s.onFirst()
+			}
 		}
 		done, err := s.dispatch(name, msg)
 		if err != nil {
