@@ -26,6 +26,8 @@ type backend interface {
 	run(id uint64) (api.Run, error)
 	backupNow(ctx context.Context, udid string, full bool) error
 	subscribe() (<-chan api.Event, func())
+	verify(ctx context.Context, udid string, versions bool) ([]api.VerifyResult, error)
+	setEncryption(ctx context.Context, udid string, enable bool, password string) (api.EncryptionResponse, error)
 }
 
 func (d *Daemon) subscribe() (<-chan api.Event, func()) { return d.bus.subscribe() }
@@ -42,6 +44,9 @@ func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("GET "+p+"/devices/{udid}", h.device)
 	mux.HandleFunc("GET "+p+"/devices/{udid}/runs", h.deviceRuns)
 	mux.HandleFunc("POST "+p+"/devices/{udid}/backup", h.backupNow)
+	mux.HandleFunc("POST "+p+"/devices/{udid}/verify", h.verify)
+	mux.HandleFunc("POST "+p+"/verify", h.verify)
+	mux.HandleFunc("POST "+p+"/devices/{udid}/encryption", h.encryption)
 	mux.HandleFunc("GET "+p+"/runs", h.runs)
 	mux.HandleFunc("GET "+p+"/runs/{id}", h.run)
 	mux.HandleFunc("GET "+p+"/events", h.events)
@@ -123,18 +128,27 @@ func (h *apiHandler) run(w http.ResponseWriter, r *http.Request) {
 // maxRequestBody bounds a request body; the largest is a BackupRequest.
 const maxRequestBody = 4 << 10
 
-func (h *apiHandler) backupNow(w http.ResponseWriter, r *http.Request) {
-	var req api.BackupRequest
+// readBody decodes an optional JSON request body into v; false when it
+// answered the request with an error.
+func (h *apiHandler) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
 		h.fail(w, r, &api.Error{Code: api.ErrBadRequest, Message: "read request: " + err.Error()})
-		return
+		return false
 	}
 	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := json.Unmarshal(body, v); err != nil {
 			h.fail(w, r, &api.Error{Code: api.ErrBadRequest, Message: "request body: " + err.Error()})
-			return
+			return false
 		}
+	}
+	return true
+}
+
+func (h *apiHandler) backupNow(w http.ResponseWriter, r *http.Request) {
+	var req api.BackupRequest
+	if !h.readBody(w, r, &req) {
+		return
 	}
 	udid := r.PathValue("udid")
 	if err := h.b.backupNow(r.Context(), udid, req.Full); err != nil {
@@ -143,6 +157,36 @@ func (h *apiHandler) backupNow(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info().Str("udid", udid).Bool("full", req.Full).Msg("backup requested through the API")
 	h.reply(w, r, http.StatusAccepted, api.BackupResponse{UDID: udid, Message: "backup started; follow it on " + api.Prefix + "/events"})
+}
+
+// verify re-verifies one device's backups ({udid} in the path) or every
+// device's.
+func (h *apiHandler) verify(w http.ResponseWriter, r *http.Request) {
+	var req api.VerifyRequest
+	if !h.readBody(w, r, &req) {
+		return
+	}
+	res, err := h.b.verify(r.Context(), r.PathValue("udid"), req.Versions)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.reply(w, r, http.StatusOK, api.VerifyResponse{Backups: res})
+}
+
+// encryption turns a device's backup encryption on or off. The request
+// carries a password: nothing here logs the body.
+func (h *apiHandler) encryption(w http.ResponseWriter, r *http.Request) {
+	var req api.EncryptionRequest
+	if !h.readBody(w, r, &req) {
+		return
+	}
+	resp, err := h.b.setEncryption(r.Context(), r.PathValue("udid"), req.Enable, req.Password)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.reply(w, r, http.StatusOK, resp)
 }
 
 // events streams the live events as server-sent events until the client

@@ -3,12 +3,14 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +32,12 @@ type fakeBackend struct {
 	manual  []string
 	// backupErr is what backupNow answers.
 	backupErr error
+	// verified records verify's arguments ("udid versions=bool").
+	verified []string
+	// encryption records the encryption requests; encryptionErr is what
+	// setEncryption answers with.
+	encryption    []api.EncryptionRequest
+	encryptionErr error
 }
 
 func newFakeBackend() *fakeBackend { return &fakeBackend{bus: newBus(time.Now)} }
@@ -80,6 +88,32 @@ func (f *fakeBackend) backupNow(_ context.Context, udid string, full bool) error
 }
 
 func (f *fakeBackend) subscribe() (<-chan api.Event, func()) { return f.bus.subscribe() }
+
+func (f *fakeBackend) verify(_ context.Context, udid string, versions bool) ([]api.VerifyResult, error) {
+	f.mu.Lock()
+	f.verified = append(f.verified, fmt.Sprintf("%s versions=%t", udid, versions))
+	f.mu.Unlock()
+	if udid != "" && udid != fakeDevice.UDID {
+		return nil, &api.Error{Code: api.ErrNotFound, Message: "no backup of " + udid}
+	}
+	return []api.VerifyResult{
+		{UDID: fakeDevice.UDID, Latest: true, OK: true, Files: 10, Size: 1 << 20},
+		{UDID: fakeDevice.UDID, Version: "2025-01-02T03-04-05.000Z", OK: false, Problems: []string{"Manifest.db is missing"}, Cause: cause.VerifyFailed},
+	}, nil
+}
+
+func (f *fakeBackend) setEncryption(_ context.Context, udid string, enable bool, password string) (api.EncryptionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.encryption = append(f.encryption, api.EncryptionRequest{Enable: enable, Password: password})
+	if f.encryptionErr != nil {
+		return api.EncryptionResponse{}, f.encryptionErr
+	}
+	if password != "right" {
+		return api.EncryptionResponse{UDID: udid, Cause: cause.WrongBackupPassword}, nil
+	}
+	return api.EncryptionResponse{UDID: udid, OK: true, Encrypted: enable}, nil
+}
 
 // serveFake serves the handlers over a unix socket, as the daemon does,
 // and returns a client for it.
@@ -170,6 +204,48 @@ func TestAPIOverUnixSocket(t *testing.T) {
 	}
 }
 
+func TestAPIVerifyAndEncryption(t *testing.T) {
+	f := newFakeBackend()
+	c, _ := serveFake(t, f)
+	ctx := ctxT(t)
+
+	all, err := c.Verify(ctx, "", api.VerifyRequest{Versions: true})
+	if err != nil || len(all.Backups) != 2 || !all.Backups[0].OK || all.Backups[1].OK || all.Backups[1].Cause != cause.VerifyFailed {
+		t.Errorf("Verify(all) = %+v, %v", all, err)
+	}
+	if one, err := c.Verify(ctx, fakeDevice.UDID, api.VerifyRequest{}); err != nil || len(one.Backups) != 2 {
+		t.Errorf("Verify(one) = %+v, %v", one, err)
+	}
+	if _, err := c.Verify(ctx, "nope", api.VerifyRequest{}); !isAPIError(err, api.ErrNotFound, http.StatusNotFound) {
+		t.Errorf("Verify(unknown) = %v", err)
+	}
+	f.mu.Lock()
+	got := strings.Join(f.verified, ", ")
+	f.mu.Unlock()
+	if want := " versions=true, " + fakeDevice.UDID + " versions=false, nope versions=false"; got != want {
+		t.Errorf("verify was asked %q, want %q", got, want)
+	}
+
+	on, err := c.SetEncryption(ctx, fakeDevice.UDID, api.EncryptionRequest{Enable: true, Password: "right"})
+	if err != nil || !on.OK || !on.Encrypted {
+		t.Errorf("SetEncryption(on) = %+v, %v", on, err)
+	}
+	off, err := c.SetEncryption(ctx, fakeDevice.UDID, api.EncryptionRequest{Enable: false, Password: "wrong"})
+	if err != nil || off.OK || off.Cause != cause.WrongBackupPassword {
+		t.Errorf("SetEncryption(off, wrong password) = %+v, %v", off, err)
+	}
+	f.mu.Lock()
+	reqs := slices.Clone(f.encryption)
+	f.encryptionErr = &api.Error{Code: api.ErrBusy, Message: "a backup runs"}
+	f.mu.Unlock()
+	if len(reqs) != 2 || reqs[0] != (api.EncryptionRequest{Enable: true, Password: "right"}) || reqs[1] != (api.EncryptionRequest{Password: "wrong"}) {
+		t.Errorf("setEncryption was asked %+v", reqs)
+	}
+	if _, err := c.SetEncryption(ctx, fakeDevice.UDID, api.EncryptionRequest{Enable: true, Password: "right"}); !isAPIError(err, api.ErrBusy, http.StatusConflict) {
+		t.Errorf("SetEncryption during a backup = %v", err)
+	}
+}
+
 func isAPIError(err error, code string, status int) bool {
 	var ce *client.Error
 	return errors.As(err, &ce) && ce.Code == code && ce.Status == status
@@ -194,6 +270,9 @@ func TestAPIBadRequests(t *testing.T) {
 		{"GET", "/v1/runs/0", "", 400, api.ErrBadRequest},
 		{"POST", "/v1/devices/x/backup", "{not json", 400, api.ErrBadRequest},
 		{"POST", "/v1/devices/x/backup", strings.Repeat("x", 5000), 400, api.ErrBadRequest},
+		{"POST", "/v1/devices/x/encryption", `{"enable":"yes"}`, 400, api.ErrBadRequest},
+		{"POST", "/v1/verify", "{not json", 400, api.ErrBadRequest},
+		{"GET", "/v1/verify", "", 404, api.ErrNotFound},
 		{"GET", "/v2/health", "", 404, api.ErrNotFound},
 		{"DELETE", "/v1/devices", "", 404, api.ErrNotFound},
 	}

@@ -11,6 +11,9 @@
 //	GET  /v1/devices/{udid}              Device
 //	GET  /v1/devices/{udid}/runs         RunsPage (query: cursor, limit, outcome)
 //	POST /v1/devices/{udid}/backup       BackupRequest → BackupResponse (202)
+//	POST /v1/devices/{udid}/verify       VerifyRequest → VerifyResponse
+//	POST /v1/devices/{udid}/encryption   EncryptionRequest → EncryptionResponse
+//	POST /v1/verify                      VerifyRequest → VerifyResponse (every device)
 //	GET  /v1/runs                        RunsPage (query: see RunsQuery)
 //	GET  /v1/runs/{id}                   Run
 //	GET  /v1/events                      text/event-stream of Event
@@ -162,6 +165,22 @@ type Device struct {
 	LastAttempt *Run      `json:"last_attempt,omitempty"`
 	// LastSuccess is when the latest successful backup ended.
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Trend is set when the latest attempts failed three or more times
+	// in a row with the same cause, with the next step to try.
+	Trend *Trend `json:"trend,omitempty"`
+}
+
+// Trend is a run of failures with one cause, from the history.
+type Trend struct {
+	Cause cause.Code `json:"cause"`
+	Count int        `json:"count"`
+	// NextStep is the rung of the fix ladder to try next (replug,
+	// other_port_or_cable, restart_phone, re_pair), or own_fix for a
+	// cause the ladder does not help.
+	NextStep string `json:"next_step"`
+	// Text says it all: "disconnected 3 times in a row: unplug the
+	// iPhone and plug it in again".
+	Text string `json:"text"`
 }
 
 // Transition is one change of a device's state.
@@ -359,4 +378,70 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	return time.Parse(time.RFC3339Nano, s)
+}
+
+// VerifyRequest asks the daemon to re-verify backups on disk
+// (POST /v1/devices/{udid}/verify for one device, POST /v1/verify for
+// every device with a backup in backup_dir).
+type VerifyRequest struct {
+	// Versions verifies the older versions too, not only the latest.
+	Versions bool `json:"versions,omitempty"`
+}
+
+// VerifyResponse lists one result per backup verified: each device's
+// latest first, then its versions, newest first.
+type VerifyResponse struct {
+	Backups []VerifyResult `json:"backups"`
+}
+
+// MaxVerifyProblems bounds VerifyResult.Problems; MoreProblems counts the
+// rest.
+const MaxVerifyProblems = 5
+
+// VerifyResult is what verifying one backup found.
+type VerifyResult struct {
+	UDID string `json:"udid"`
+	Name string `json:"name,omitempty"`
+	// Path is the backup's directory; Version its name under
+	// versions/<UDID>/, empty for the latest.
+	Path    string    `json:"path"`
+	Latest  bool      `json:"latest"`
+	Version string    `json:"version,omitempty"`
+	Time    time.Time `json:"time,omitzero"` // when the backup was completed
+	// OK: the backup verifies.
+	OK        bool `json:"ok"`
+	Encrypted bool `json:"encrypted,omitempty"`
+	// Files is the number of files Manifest.db lists (or, for an
+	// encrypted backup, those found on disk); Size the bytes they take.
+	Files int   `json:"files"`
+	Size  int64 `json:"size"`
+	// Problems are why it does not verify (at most MaxVerifyProblems);
+	// Error is set when the disk itself could not be read.
+	Problems     []string   `json:"problems,omitempty"`
+	MoreProblems int        `json:"more_problems,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	Cause        cause.Code `json:"cause,omitempty"`
+	Checked      []string   `json:"checked,omitempty"`
+	NotChecked   []string   `json:"not_checked,omitempty"`
+}
+
+// EncryptionRequest turns a device's backup encryption on or off
+// (POST /v1/devices/{udid}/encryption). Password is the new one when
+// enabling and the current one when disabling; the daemon never logs it.
+type EncryptionRequest struct {
+	Enable   bool   `json:"enable"`
+	Password string `json:"password"`
+}
+
+// EncryptionResponse is how the iPhone answered: OK, or refused with a
+// Cause (wrong_backup_password when the current password was wrong).
+type EncryptionResponse struct {
+	UDID      string     `json:"udid"`
+	Name      string     `json:"name,omitempty"`
+	OK        bool       `json:"ok"`
+	Encrypted bool       `json:"encrypted"` // the setting now
+	Cause     cause.Code `json:"cause,omitempty"`
+	Summary   string     `json:"summary,omitempty"`
+	Fix       string     `json:"fix,omitempty"`
+	Message   string     `json:"message,omitempty"`
 }

@@ -122,6 +122,37 @@ func (c *Client) BackupNow(ctx context.Context, udid string, req api.BackupReque
 	return resp, c.do(ctx, http.MethodPost, "/devices/"+url.PathEscape(udid)+"/backup", nil, body, &resp)
 }
 
+// Verify re-verifies the backups of one device on disk (every device's
+// when udid is empty), the versions too when req.Versions. A backup that
+// does not verify is a result, not an error. It can take minutes for a
+// large backup: give ctx a deadline to bound it (DefaultTimeout
+// otherwise).
+func (c *Client) Verify(ctx context.Context, udid string, req api.VerifyRequest) (api.VerifyResponse, error) {
+	var resp api.VerifyResponse
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	path := "/verify"
+	if udid != "" {
+		path = "/devices/" + url.PathEscape(udid) + "/verify"
+	}
+	return resp, c.do(ctx, http.MethodPost, path, nil, body, &resp)
+}
+
+// SetEncryption turns a device's backup encryption on or off. The phone
+// may wait for its passcode first, so give ctx a deadline of minutes. A
+// refusal by the phone (a wrong password) comes back in the response's
+// Cause, not as an error.
+func (c *Client) SetEncryption(ctx context.Context, udid string, req api.EncryptionRequest) (api.EncryptionResponse, error) {
+	var resp api.EncryptionResponse
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	return resp, c.do(ctx, http.MethodPost, "/devices/"+url.PathEscape(udid)+"/encryption", nil, body, &resp)
+}
+
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
 	return c.do(ctx, http.MethodGet, path, q, nil, out)
 }
