@@ -1,0 +1,487 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// recorder is a webhook endpoint that answers from a script of status
+// codes (the last repeats) and keeps what it received.
+type recorder struct {
+	mu      sync.Mutex
+	codes   []int
+	delay   time.Duration
+	bodies  [][]byte
+	headers []http.Header
+	got     chan struct{}
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.bodies = append(r.bodies, body)
+	r.headers = append(r.headers, req.Header.Clone())
+	n := len(r.bodies)
+	code := r.codes[min(n-1, len(r.codes)-1)]
+	r.mu.Unlock()
+	if r.delay > 0 {
+		select {
+		case <-time.After(r.delay):
+		case <-req.Context().Done():
+		}
+	}
+	w.WriteHeader(code)
+	if r.got != nil {
+		r.got <- struct{}{}
+	}
+}
+
+func (r *recorder) requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.bodies)
+}
+
+// closeAll closes n, draining its queues for up to a minute, long
+// enough for any delivery a test expects to finish.
+func closeAll(t *testing.T, n *Notifier) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n.Close(ctx)
+}
+
+var testEvent = Event{
+	Event: KindFailure, UDID: "00008110-000A11112222801E", Device: "Anna's iPhone", Outcome: "failed",
+	Cause: "host_disk_full", Summary: "This computer does not have enough free space for the backup.",
+	Fix: "Free up space.", DeviceErrorCode: 105, DeviceErrorText: "No space", Bytes: 2048, Files: 3,
+	DurationSeconds: 12.5, RunID: 7, Trigger: "plug_in",
+}
+
+func TestWebhook(t *testing.T) {
+	tests := []struct {
+		name      string
+		codes     []int
+		delay     time.Duration
+		retries   int
+		timeout   time.Duration
+		wantReqs  int
+		delivered bool
+	}{
+		{"ok at once", []int{200}, 0, 3, time.Second, 1, true},
+		{"204 is success", []int{204}, 0, 3, time.Second, 1, true},
+		{"500 then ok", []int{500, 502, 200}, 0, 3, time.Second, 3, true},
+		{"429 then ok", []int{429, 200}, 0, 3, time.Second, 2, true},
+		{"always 500, bounded", []int{500}, 0, 2, time.Second, 3, false},
+		{"no retries", []int{503}, 0, 0, time.Second, 1, false},
+		{"404 is not retried", []int{404}, 0, 3, time.Second, 1, false},
+		{"3xx is a failure", []int{304}, 0, 3, time.Second, 1, false},
+		{"no answer in time", []int{200}, 5 * time.Second, 1, 100 * time.Millisecond, 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{codes: tt.codes, delay: tt.delay}
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			n, err := New(Options{
+				Hooks:   []Hook{{Webhook: srv.URL + "/hook", Headers: map[string]string{"Authorization": "Bearer abc", "Title": "backupd"}}},
+				Retries: tt.retries, Timeout: tt.timeout, Backoff: time.Millisecond, Hostname: "host1",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.Notify(testEvent)
+			closeAll(t, n)
+			if got := rec.requests(); got != tt.wantReqs {
+				t.Errorf("requests = %d, want %d", got, tt.wantReqs)
+			}
+			st := n.Stats()
+			if (st.Delivered == 1) != tt.delivered || st.Delivered+st.Failed != 1 {
+				t.Errorf("stats = %+v, want delivered %v", st, tt.delivered)
+			}
+			var ev Event
+			if err := json.Unmarshal(rec.bodies[0], &ev); err != nil {
+				t.Fatalf("body %q: %v", rec.bodies[0], err)
+			}
+			if ev.UDID != testEvent.UDID || ev.Event != KindFailure || ev.Cause != "host_disk_full" || ev.Fix != testEvent.Fix ||
+				ev.Version != SchemaVersion || ev.Hostname != "host1" || ev.Time.IsZero() || ev.DeviceErrorCode != 105 {
+				t.Errorf("event = %+v", ev)
+			}
+			if !strings.Contains(ev.Text, "Anna's iPhone: backup failed") || !strings.Contains(ev.Text, "Free up space") {
+				t.Errorf("text = %q", ev.Text)
+			}
+			h := rec.headers[0]
+			if h.Get("Content-Type") != "application/json" || h.Get("Authorization") != "Bearer abc" || h.Get("Title") != "backupd" {
+				t.Errorf("headers = %v", h)
+			}
+		})
+	}
+}
+
+// TestWebhookText: body = "text" posts the one line alone, as ntfy shows
+// a message.
+func TestWebhookText(t *testing.T) {
+	rec := &recorder{codes: []int{200}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	n, err := New(Options{Hooks: []Hook{{Webhook: srv.URL, Body: "text"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Notify(Event{Event: KindSuccess, UDID: "u1", Device: "Phone", Bytes: 3 << 20, Files: 12})
+	closeAll(t, n)
+	if rec.requests() != 1 {
+		t.Fatalf("requests = %d", rec.requests())
+	}
+	if got, want := string(rec.bodies[0]), "Phone: backup done (3.0 MiB, 12 files)."; got != want {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+	if ct := rec.headers[0].Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("content type %q", ct)
+	}
+}
+
+// TestFilter: each hook receives the events it asked for, the defaults
+// when it did not ask.
+func TestFilter(t *testing.T) {
+	all := []Kind{KindSuccess, KindFailure, KindSkip, KindOverdue, KindPasscode, KindInterrupted}
+	tests := []struct {
+		name   string
+		events []Kind
+		want   []Kind
+	}{
+		{"defaults", nil, DefaultKinds},
+		{"failures only", []Kind{KindFailure}, []Kind{KindFailure}},
+		{"passcode and interrupted", []Kind{KindPasscode, KindInterrupted}, []Kind{KindPasscode, KindInterrupted}},
+		{"none", []Kind{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{codes: []int{200}}
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			n, err := New(Options{Hooks: []Hook{{Webhook: srv.URL, Events: tt.events}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range all {
+				n.Notify(Event{Event: k, UDID: "u"})
+			}
+			closeAll(t, n)
+			var got []Kind
+			for _, b := range rec.bodies {
+				var ev Event
+				if err := json.Unmarshal(b, &ev); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, ev.Event)
+			}
+			if strings.Join(KindNames(got), ",") != strings.Join(KindNames(tt.want), ",") {
+				t.Errorf("received %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// writeScript writes an executable shell script.
+func writeScript(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hook.sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCommand: a real command receives the event as JSON on stdin and
+// as environment variables, its argv as configured (no shell between).
+func TestCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	script := writeScript(t, `cat > "$1.json"
+env | grep '^BACKUPD_' | sort > "$1.env"
+printf '%s\n' "$2" > "$1.arg"
+echo "said something"
+`)
+	n, err := New(Options{Hooks: []Hook{{Command: []string{script, out, "two words; $(no shell)"}}}, Hostname: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Notify(testEvent)
+	closeAll(t, n)
+	if st := n.Stats(); st.Delivered != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+	data, err := os.ReadFile(out + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		t.Fatalf("stdin %q: %v", data, err)
+	}
+	if ev.UDID != testEvent.UDID || ev.Summary != testEvent.Summary || ev.RunID != 7 || ev.Hostname != "h" {
+		t.Errorf("stdin event = %+v", ev)
+	}
+	env, _ := os.ReadFile(out + ".env")
+	for _, want := range []string{
+		"BACKUPD_EVENT=failure", "BACKUPD_UDID=" + testEvent.UDID, "BACKUPD_DEVICE=Anna's iPhone",
+		"BACKUPD_OUTCOME=failed", "BACKUPD_CAUSE=host_disk_full", "BACKUPD_SUMMARY=" + testEvent.Summary,
+		"BACKUPD_FIX=Free up space.", "BACKUPD_DEVICE_ERROR_CODE=105", "BACKUPD_BYTES=2048", "BACKUPD_FILES=3",
+		"BACKUPD_DURATION=12.500", "BACKUPD_RUN_ID=7", "BACKUPD_HOSTNAME=h", "BACKUPD_TRIGGER=plug_in",
+	} {
+		if !strings.Contains(string(env), want+"\n") {
+			t.Errorf("environment lacks %q:\n%s", want, env)
+		}
+	}
+	arg, _ := os.ReadFile(out + ".arg")
+	if string(arg) != "two words; $(no shell)\n" {
+		t.Errorf("argument = %q: went through a shell?", arg)
+	}
+}
+
+// TestCommandFails: a non-zero exit is a failure, logged with its output.
+func TestCommandFails(t *testing.T) {
+	script := writeScript(t, "echo 'no route to ntfy' >&2\nexit 3\n")
+	n, err := New(Options{Hooks: []Hook{{Command: []string{script}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := n.runCommand(context.Background(), n.opts.Hooks[0], testEvent)
+	closeAll(t, n)
+	if got == nil || !strings.Contains(got.Error(), "exit status 3") || !strings.Contains(got.Error(), "no route to ntfy") {
+		t.Errorf("err = %v, want exit status 3 with the output", got)
+	}
+}
+
+// TestCommandHangs: a hook that hangs is killed at its timeout, with the
+// child it started (its process group), and the next event still runs.
+func TestCommandHangs(t *testing.T) {
+	dir := t.TempDir()
+	script := writeScript(t, `if [ "$BACKUPD_EVENT" = success ]; then touch "$1/second"; exit 0; fi
+sleep 300 &
+echo $! > "$1/child"
+wait
+`)
+	n, err := New(Options{Hooks: []Hook{{Command: []string{script, dir}}}, Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n.Notify(Event{Event: KindFailure, UDID: "u"})
+	n.Notify(Event{Event: KindSuccess, UDID: "u"})
+	closeAll(t, n)
+	took := time.Since(start)
+	if st := n.Stats(); st.Failed != 1 || st.Delivered != 1 {
+		t.Errorf("stats = %+v, want the hung run failed and the next delivered", st)
+	}
+	// The timeout plus exec's wait for the output bounds it; a minute
+	// means nothing killed it.
+	if took > 30*time.Second {
+		t.Errorf("took %v: the hook was not killed", took)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "second")); err != nil {
+		t.Errorf("the next event did not run: %v", err)
+	}
+	pidText, err := os.ReadFile(filepath.Join(dir, "child"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	// A zombie would still answer signal 0 until reaped by init, so
+	// look at its state too.
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Errorf("the hook's child %d survived the kill", pid)
+	}
+}
+
+// alive reports whether pid runs (a zombie does not count).
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// TestQueueOverflow: while a hook is stuck, Notify still returns at once;
+// the queue keeps the newest events and drops the oldest.
+func TestQueueOverflow(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var ids []uint64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev Event
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		ids = append(ids, ev.RunID)
+		first := len(ids) == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+	}))
+	defer srv.Close()
+	n, err := New(Options{Hooks: []Hook{{Webhook: srv.URL}}, Queue: 2, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Notify(Event{Event: KindSuccess, RunID: 1})
+	// Wait until the first is in the hook's hands, so the count below
+	// does not depend on when the worker picked it up.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		started := len(ids) == 1
+		mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first event never reached the hook")
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(2); i <= 1000; i++ {
+			n.Notify(Event{Event: KindSuccess, RunID: i})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Notify blocked behind a stuck hook")
+	}
+	if st := n.Stats(); st.Dropped != 997 {
+		t.Errorf("dropped %d, want 997 (999 queued, 2 kept)", st.Dropped)
+	}
+	close(release)
+	closeAll(t, n)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) != 3 || ids[0] != 1 || ids[1] != 999 || ids[2] != 1000 {
+		t.Errorf("received run ids %v, want [1 999 1000]", ids)
+	}
+}
+
+// TestCloseBound: Close gives up when its context ends, cancelling the
+// delivery under way and dropping the queue.
+func TestCloseBound(t *testing.T) {
+	rec := &recorder{codes: []int{200}, delay: time.Minute}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	n, err := New(Options{Hooks: []Hook{{Webhook: srv.URL}}, Timeout: time.Minute, Retries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		n.Notify(Event{Event: KindSuccess})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	n.Close(ctx)
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("Close took %v past its bound", took)
+	}
+	st := n.Stats()
+	if st.Failed != 1 || st.Dropped != 4 || st.Delivered != 0 {
+		t.Errorf("stats = %+v, want 1 cancelled and 4 dropped", st)
+	}
+	if rec.requests() != 1 {
+		t.Errorf("requests = %d: a cancelled delivery was retried", rec.requests())
+	}
+	n.Notify(Event{Event: KindSuccess}) // after Close: ignored, no panic
+	if got := n.Stats(); got != st {
+		t.Errorf("Notify after Close changed the stats: %+v", got)
+	}
+}
+
+func TestHookCheck(t *testing.T) {
+	script := writeScript(t, "exit 0\n")
+	tests := []struct {
+		name  string
+		hook  Hook
+		field string // "" means valid
+	}{
+		{"command", Hook{Command: []string{script, "x"}}, ""},
+		{"command on PATH", Hook{Command: []string{"sh", "-c", "true"}}, ""},
+		{"webhook", Hook{Webhook: "https://ntfy.sh/topic", Body: "text", Headers: map[string]string{"Title": "x"}}, ""},
+		{"nothing", Hook{}, "command"},
+		{"both", Hook{Command: []string{script}, Webhook: "https://x"}, "webhook"},
+		{"empty program", Hook{Command: []string{""}}, "command"},
+		{"missing program", Hook{Command: []string{"/nonexistent/hook"}}, "command"},
+		{"headers on a command", Hook{Command: []string{script}, Headers: map[string]string{"A": "b"}}, "headers"},
+		{"ftp", Hook{Webhook: "ftp://host/x"}, "webhook"},
+		{"no host", Hook{Webhook: "https:///x"}, "webhook"},
+		{"not a URL", Hook{Webhook: "ntfy.sh/topic"}, "webhook"},
+		{"bad body", Hook{Webhook: "https://h/x", Body: "xml"}, "body"},
+		{"bad header", Hook{Webhook: "https://h/x", Headers: map[string]string{"Bad Name": "v"}}, "headers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.hook.Check()
+			var fe *FieldError
+			switch {
+			case tt.field == "" && err != nil:
+				t.Errorf("err = %v, want none", err)
+			case tt.field != "" && !errors.As(err, &fe):
+				t.Errorf("err = %v, want a FieldError on %s", err, tt.field)
+			case tt.field != "" && fe.Field != tt.field:
+				t.Errorf("field = %s (%v), want %s", fe.Field, err, tt.field)
+			}
+		})
+	}
+}
+
+func TestParseKinds(t *testing.T) {
+	if k, err := ParseKinds(nil); k != nil || err != nil {
+		t.Errorf("nil: %v, %v", k, err)
+	}
+	k, err := ParseKinds([]string{"success", "passcode"})
+	if err != nil || len(k) != 2 || k[0] != KindSuccess || k[1] != KindPasscode {
+		t.Errorf("got %v, %v", k, err)
+	}
+	if _, err := ParseKinds([]string{"succes"}); err == nil || !strings.Contains(err.Error(), `"succes"`) {
+		t.Errorf("a misspelt event: err = %v", err)
+	}
+}
+
+// TestWebhookSecretNotLogged: a webhook's URL (whose path is a Slack or
+// Home Assistant secret) is not in its label or its errors.
+func TestWebhookSecretNotLogged(t *testing.T) {
+	h := Hook{Webhook: "http://127.0.0.1:1/api/webhook/SECRET123"}
+	if strings.Contains(h.label(), "SECRET123") {
+		t.Errorf("label %q shows the secret", h.label())
+	}
+	n, err := New(Options{Hooks: []Hook{h}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(t, n)
+	err = n.post(context.Background(), h, []byte("{}"), "application/json")
+	if err == nil || strings.Contains(err.Error(), "SECRET123") {
+		t.Errorf("err = %v: want a failure that does not show the secret", err)
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package notify
+
+import "os/exec"
+
+// killGroup leaves cmd as it is: without process groups, cancellation
+// kills the command itself.
+func killGroup(*exec.Cmd) {}
