@@ -632,6 +632,7 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 			wd.kick(p)
 			prog.report(p)
 		},
+		AwaitingPasscode: a.awaitingPasscode,
 	})
 	wd.stop()
 	// A manual request from here on asks for a new backup, not this one.
@@ -698,6 +699,39 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 		a.setState(api.StateFailed, run.Cause, run.Note, time.Time{})
 	}
 	return out
+}
+
+// awaitingPasscode shows, at once, that the iPhone waits for its passcode
+// before it sends anything (iOS 16.1 and later ask at every backup), and
+// back to backing up when the prompt goes away. Without it the person
+// would hear about it only three minutes later, when the device gives up
+// with passcode_not_entered.
+func (a *actor) awaitingPasscode(showing bool) {
+	if showing {
+		a.setState(api.StateAwaitingPasscode, cause.None, passcodeNote(a.snapshotName()), time.Time{})
+		return
+	}
+	a.mu.Lock()
+	waiting := a.v.state == api.StateAwaitingPasscode
+	a.mu.Unlock()
+	if waiting {
+		a.setState(api.StateBackingUp, cause.None, "", time.Time{})
+	}
+}
+
+// passcodeNote is what status says while the iPhone asks for its
+// passcode.
+func passcodeNote(name string) string {
+	if name == "" {
+		name = "the iPhone"
+	}
+	return "enter your passcode on " + name + " to start the backup"
+}
+
+func (a *actor) snapshotName() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.v.name
 }
 
 // lastSuccess is when the device's latest successful backup ended.

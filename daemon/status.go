@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"slices"
@@ -146,9 +147,43 @@ func StoredDevices(st *store.Store) ([]api.Device, error) {
 		if r, ok := last[k.UDID]; ok {
 			dev.LastAttempt = RunView(r)
 		}
+		tr, err := deviceTrend(st, k.UDID)
+		if err != nil {
+			return nil, err
+		}
+		dev.Trend = tr
 		out = append(out, dev)
 	}
 	return out, nil
+}
+
+// trendRuns is how many of a device's latest runs the trend looks at:
+// enough to reach the last rung of the fix ladder and a few more.
+const trendRuns = 12
+
+// deviceTrend reads the device's latest runs for a run of failures with
+// one cause (cause.TrendOf), nil when there is none.
+func deviceTrend(st *store.Store, udid string) (*api.Trend, error) {
+	page, err := st.History(udid, store.HistoryQuery{Limit: trendRuns})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", udid, err)
+	}
+	causes := make([]cause.Code, 0, len(page.Runs))
+	for _, r := range page.Runs {
+		switch r.Outcome {
+		case store.OutcomeRunning:
+			continue // not over yet: it neither breaks nor extends the run
+		case store.OutcomeSuccess:
+			causes = append(causes, cause.None)
+		default:
+			causes = append(causes, r.Cause)
+		}
+	}
+	tr, ok := cause.TrendOf(causes)
+	if !ok {
+		return nil, nil
+	}
+	return &api.Trend{Cause: tr.Code, Count: tr.Count, NextStep: string(tr.Rung), Text: tr.Text}, nil
 }
 
 // applyView lays an actor's live state over what the history says.
