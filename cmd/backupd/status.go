@@ -198,6 +198,14 @@ func statusLine(d deviceEntry, now time.Time) string {
 		b.WriteString(" OVERDUE")
 	}
 	switch {
+	case d.State == api.StateAwaitingPasscode:
+		// The one state where the person must act at once: the phone
+		// gives up after about three minutes.
+		note := d.Note
+		if note == "" {
+			note = "enter your passcode on " + name + " to start the backup"
+		}
+		fmt.Fprintf(&b, "; waiting: %s", note)
 	case d.State == api.StateBackingUp:
 		b.WriteString("; backing up now")
 		if p := d.Progress; p != nil {
@@ -214,6 +222,9 @@ func statusLine(d deviceEntry, now time.Time) string {
 		if r.Cause != "" && r.Outcome != api.OutcomeSuccess {
 			fmt.Fprintf(&b, " (%s): %s Fix: %s", r.Cause, r.Summary, r.Fix)
 		}
+	}
+	if tr := d.Trend; tr != nil {
+		fmt.Fprintf(&b, "; %s", tr.Text)
 	}
 	return b.String()
 }

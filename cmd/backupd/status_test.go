@@ -30,6 +30,12 @@ func TestStatusLine(t *testing.T) {
 			[]string{"(30 minutes ago)", "backing up now 42% (5.0 MiB)"}, []string{"last attempt"}},
 		{"waiting", deviceEntry{Device: api.Device{UDID: udid, Connected: true, State: api.StateWaiting, Cause: "trust_pending",
 			Summary: "s.", Fix: "tap Trust"}}, []string{"now waiting (trust_pending): s. Fix: tap Trust"}, nil},
+		{"awaiting passcode", deviceEntry{Device: api.Device{UDID: udid, Name: "Anna's iPhone", Connected: true, State: api.StateAwaitingPasscode,
+			Note: "enter your passcode on Anna's iPhone to start the backup", LastSuccess: now.Add(-time.Hour)}},
+			[]string{"waiting: enter your passcode on Anna's iPhone to start the backup"}, []string{"backing up now", "awaiting_passcode"}},
+		{"trend", deviceEntry{Device: api.Device{UDID: udid, LastAttempt: failed,
+			Trend: &api.Trend{Cause: "disconnected", Count: 4, NextStep: "other_port_or_cable", Text: "disconnected 4 times in a row: try another USB port"}}},
+			[]string{"failed (disconnected)", "; disconnected 4 times in a row: try another USB port"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
