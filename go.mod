@@ -10,6 +10,7 @@ require (
 	github.com/rs/zerolog v1.35.1
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.49.0
+	golang.org/x/term v0.47.0
 	howett.net/plist v1.0.1
 	modernc.org/sqlite v1.62.0
 )
