@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/backup/repo"
+	"github.com/backupd/backupd/daemon/notify"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -32,6 +33,12 @@ type Config struct {
 	Usbmuxd string `toml:"usbmuxd"`
 	// LogLevel is trace, debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
+	// LogFormat is console or json; empty means console on a terminal
+	// and json otherwise. backupd run --log-format overrides it.
+	LogFormat string `toml:"log_format"`
+	// OverdueAfter: a device with no successful backup for this long is
+	// overdue; status says so and the overdue hook event fires.
+	OverdueAfter Duration `toml:"overdue_after"`
 	// ShutdownTimeout bounds the wait for running backups to stop when the
 	// daemon is told to. It must stay under 10 s, the time service
 	// managers give before they kill.
@@ -42,6 +49,8 @@ type Config struct {
 	Backup    BackupConfig    `toml:"backup"`
 	History   HistoryConfig   `toml:"history"`
 	API       APIConfig       `toml:"api"`
+	Notify    NotifyConfig    `toml:"notify"`
+	Metrics   MetricsConfig   `toml:"metrics"`
 }
 
 // Policy decides whether and when a connected iPhone is backed up.
@@ -149,12 +158,60 @@ type APIConfig struct {
 	Token string `toml:"token"`
 }
 
+// NotifyConfig configures the hooks: commands run and webhooks called
+// when a backup succeeds, fails or is skipped, when a device is overdue
+// or when a backup waits for the passcode (package notify). A hook never
+// holds up a backup: events wait in a bounded queue per hook.
+type NotifyConfig struct {
+	// Events are the events a hook receives when it does not list its
+	// own: success, failure, skip, overdue, passcode, interrupted.
+	Events []string `toml:"events"`
+	// Timeout bounds a command's run (it is killed after it) and each
+	// attempt of a webhook.
+	Timeout Duration `toml:"timeout"`
+	// Retries is how many times a webhook is tried again after a failed
+	// attempt (network error, 5xx, 408 or 429), waiting 1s, 2s, 4s, ...
+	Retries int `toml:"retries"`
+	// Queue is how many events wait per hook; when it is full the oldest
+	// is dropped.
+	Queue int `toml:"queue"`
+	// Hooks are the [[notify.hook]] tables.
+	Hooks []HookConfig `toml:"hook"`
+}
+
+// HookConfig is one hook: a command or a webhook.
+type HookConfig struct {
+	// Name names the hook in the log; empty means its command or URL.
+	Name string `toml:"name"`
+	// Command is run, not through a shell, with the event as JSON on
+	// stdin and as BACKUPD_* environment variables.
+	Command []string `toml:"command"`
+	// Webhook is an http or https URL the event is POSTed to.
+	Webhook string `toml:"webhook"`
+	// Headers are added to the webhook's request (Authorization, ntfy's
+	// Title, ...).
+	Headers map[string]string `toml:"headers"`
+	// Body is what a webhook sends: "json" (the event) or "text" (its
+	// one-line message, as ntfy wants it).
+	Body string `toml:"body"`
+	// Events overrides notify.events for this hook.
+	Events []string `toml:"events"`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is a loopback address ("127.0.0.1:9737") to serve /metrics
+	// on; empty serves none.
+	Listen string `toml:"listen"`
+}
+
 // DefaultConfig returns the defaults: every key but state_dir and
 // backup_dir, which depend on the platform and are main's to fill.
 func DefaultConfig() Config {
 	st := usbmux.DefaultStabilityConfig()
 	return Config{
 		LogLevel:        "info",
+		OverdueAfter:    Duration(7 * 24 * time.Hour),
 		ShutdownTimeout: Duration(8 * time.Second),
 		Policy: Policy{
 			MinInterval:      Duration(24 * time.Hour),
@@ -181,6 +238,12 @@ func DefaultConfig() Config {
 			Clone:               "auto",
 		},
 		History: HistoryConfig{KeepRuns: 1000},
+		Notify: NotifyConfig{
+			Events:  notify.KindNames(notify.DefaultKinds),
+			Timeout: Duration(notify.DefaultTimeout),
+			Retries: notify.DefaultRetries,
+			Queue:   notify.DefaultQueue,
+		},
 	}
 }
 
@@ -211,6 +274,14 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("log_level", "%v", err)
+	}
+	switch LogFormat(c.LogFormat) {
+	case "", LogConsole, LogJSON:
+	default:
+		bad("log_format", "%q: want console or json (or empty: console on a terminal, else json)", c.LogFormat)
+	}
+	if c.OverdueAfter <= 0 {
+		bad("overdue_after", "must be more than 0, got %v", c.OverdueAfter)
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout.D() >= maxShutdown {
 		bad("shutdown_timeout", "must be more than 0 and less than %v, got %v", maxShutdown, c.ShutdownTimeout)
@@ -287,11 +358,17 @@ func (c Config) Validate() error {
 	nonNeg("history.keep_for", c.History.KeepFor)
 
 	if c.API.TCP != "" {
-		if err := loopbackOnly(c.API.TCP); err != nil {
+		if err := loopbackOnly(c.API.TCP, "the API"); err != nil {
 			bad("api.tcp", "%v", err)
 		}
 		if len(c.API.Token) < 16 {
 			bad("api.token", "must be set, at least 16 characters, when api.tcp is")
+		}
+	}
+	errs = append(errs, c.Notify.validate()...)
+	if c.Metrics.Listen != "" {
+		if err := loopbackOnly(c.Metrics.Listen, "/metrics"); err != nil {
+			bad("metrics.listen", "%v", err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -300,9 +377,77 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// validate checks the hooks; each problem names its key, a hook as
+// notify.hook[N] counting from 1 as a person reading the file does.
+func (n NotifyConfig) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, err := notify.ParseKinds(n.Events); err != nil {
+		bad("notify.events", "%v", err)
+	}
+	if n.Timeout <= 0 {
+		bad("notify.timeout", "must be more than 0, got %v", n.Timeout)
+	}
+	if n.Retries < 0 || n.Retries > notify.MaxRetries {
+		bad("notify.retries", "must be from 0 to %d, got %d", notify.MaxRetries, n.Retries)
+	}
+	if n.Queue < 1 {
+		bad("notify.queue", "must be at least 1, got %d", n.Queue)
+	}
+	for i, h := range n.Hooks {
+		key := fmt.Sprintf("notify.hook[%d]", i+1)
+		if _, err := notify.ParseKinds(h.Events); err != nil {
+			bad(key+".events", "%v", err)
+		}
+		if err := h.hook().Check(); err != nil {
+			var fe *notify.FieldError
+			if errors.As(err, &fe) {
+				bad(key+"."+fe.Field, "%s", fe.Problem)
+			} else {
+				bad(key, "%v", err)
+			}
+		}
+	}
+	return errs
+}
+
+// hook returns h for package notify.
+func (h HookConfig) hook() notify.Hook {
+	kinds, _ := notify.ParseKinds(h.Events) // validate reports a bad one
+	return notify.Hook{
+		Name:    h.Name,
+		Command: h.Command,
+		Webhook: h.Webhook,
+		Headers: h.Headers,
+		Body:    h.Body,
+		Events:  kinds,
+	}
+}
+
+// notifyOptions returns the notifier's options; Validate checked them.
+func (n NotifyConfig) notifyOptions() notify.Options {
+	def, _ := notify.ParseKinds(n.Events)
+	opts := notify.Options{
+		Timeout: n.Timeout.D(),
+		Retries: n.Retries,
+		Queue:   n.Queue,
+	}
+	for _, h := range n.Hooks {
+		hk := h.hook()
+		if h.Events == nil {
+			hk.Events = def
+		}
+		opts.Hooks = append(opts.Hooks, hk)
+	}
+	return opts
+}
+
 // loopbackOnly refuses a TCP address other hosts could reach: the API
-// starts backups and names the owner's phones.
-func loopbackOnly(addr string) error {
+// starts backups and names the owner's phones, and /metrics names them
+// too.
+func loopbackOnly(addr, what string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -312,7 +457,7 @@ func loopbackOnly(addr string) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%q is not a loopback address; the API must not be reachable from other computers", addr)
+		return fmt.Errorf("%q is not a loopback address; %s must not be reachable from other computers", addr, what)
 	}
 	return nil
 }

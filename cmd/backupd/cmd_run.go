@@ -27,11 +27,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch format {
-	case "":
-		format = string(daemon.LogJSON)
-		if f, ok := stderr.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
-			format = string(daemon.LogConsole)
-		}
+	case "": // log_format in the file decides, below
 	case string(daemon.LogConsole), string(daemon.LogJSON):
 	default:
 		fmt.Fprintf(stderr, "backupd run: --log-format %q: want console or json\n", format)
@@ -49,6 +45,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printConfigError(stderr, err)
 		return exitBadConfig
+	}
+	if format == "" {
+		format = cfg.LogFormat
+	}
+	if format == "" {
+		format = string(daemon.LogJSON)
+		if f, ok := stderr.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+			format = string(daemon.LogConsole)
+		}
 	}
 	log, err := daemon.NewLogger(stderr, daemon.LogFormat(format), cfg.LogLevel)
 	if err != nil {

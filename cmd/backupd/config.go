@@ -11,30 +11,24 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/backupd/backupd/daemon"
 	toml "github.com/pelletier/go-toml/v2"
 )
 
 // fileConfig is what the configuration file holds: the daemon's
-// configuration and the keys only the command line reads.
+// configuration (overdue_after and log_format included, which the
+// commands read too).
 type fileConfig struct {
 	daemon.Config
-	// OverdueAfter: status marks a device with no successful backup for
-	// this long as overdue.
-	OverdueAfter daemon.Duration `toml:"overdue_after"`
 }
-
-// defaultOverdue is overdue_after's default.
-const defaultOverdue = daemon.Duration(7 * 24 * time.Hour)
 
 // defaultFileConfig is daemon.DefaultConfig() with this platform's
 // directories filled in.
 func defaultFileConfig() fileConfig {
 	c := daemon.DefaultConfig()
 	c.StateDir, c.BackupDir = defaultDirs()
-	return fileConfig{Config: c, OverdueAfter: defaultOverdue}
+	return fileConfig{Config: c}
 }
 
 // defaultDirs returns the platform's state_dir and backup_dir.
@@ -215,9 +209,6 @@ func (c fileConfig) validate(path string, data []byte) error {
 			problems = append(problems, err)
 		}
 	}
-	if c.OverdueAfter <= 0 {
-		problems = append(problems, fmt.Errorf("overdue_after: must be more than 0, got %v", c.OverdueAfter))
-	}
 	if len(problems) == 0 {
 		return nil
 	}
@@ -265,6 +256,13 @@ func locate(path string, data []byte, msg string) string {
 	if line := keyLine(data, key); line > 0 {
 		return fmt.Sprintf("%s:%d: %s", path, line, msg)
 	}
+	// A key a [[table]] entry leaves out ("set command or webhook") is
+	// placed at the entry's header.
+	if i := strings.LastIndex(key, "]."); i > 0 {
+		if line := keyLine(data, key[:i+1]); line > 0 {
+			return fmt.Sprintf("%s:%d: %s", path, line, msg)
+		}
+	}
 	return fmt.Sprintf("%s: %s", path, msg)
 }
 
@@ -286,6 +284,7 @@ func typeWords(t string) string {
 }
 
 var (
+	arrayRe = regexp.MustCompile(`^\s*\[\[\s*([A-Za-z0-9_.\-" ]+?)\s*\]\]`)
 	tableRe = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9_.\-" ]+?)\s*\]`)
 	keyRe   = regexp.MustCompile(`^\s*([A-Za-z0-9_.\-]+)\s*=`)
 )
@@ -293,13 +292,24 @@ var (
 // keyLine returns the 1-based line where data sets the dotted key
 // ("policy.min_interval", or "policy.quiet_hours" for a whole table), 0
 // when it does not. It reads the simple TOML a configuration file holds:
-// [table] headers and key = value lines.
+// [table] headers, [[array]] tables (the Nth is "array[N]", counting
+// from 1 as validation names them) and key = value lines.
 func keyLine(data []byte, key string) int {
 	if key == "" {
 		return 0
 	}
 	table := ""
+	arrays := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {
+		if m := arrayRe.FindStringSubmatch(line); m != nil {
+			name := strings.ReplaceAll(strings.ReplaceAll(m[1], `"`, ""), " ", "")
+			arrays[name]++
+			table = fmt.Sprintf("%s[%d]", name, arrays[name])
+			if table == key || (name == key && arrays[name] == 1) {
+				return i + 1
+			}
+			continue
+		}
 		if m := tableRe.FindStringSubmatch(line); m != nil {
 			table = strings.ReplaceAll(strings.ReplaceAll(m[1], `"`, ""), " ", "")
 			if table == key {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -47,6 +49,67 @@ func TestConfigExample(t *testing.T) {
 			t.Errorf("config.example.toml does not document %s", key)
 		}
 	}
+	// An array of tables ([[notify.hook]]) has no default entry; it is
+	// documented by a commented example that shows each of its keys.
+	for key, sub := range arrayTables(reflect.TypeFor[fileConfig](), "") {
+		if !strings.Contains(string(data), "# [["+key+"]]") {
+			t.Errorf("config.example.toml has no example of [[%s]]", key)
+		}
+		for _, k := range sub {
+			if !regexp.MustCompile(`(?m)^#\s*` + k + `\s*=`).Match(data) {
+				t.Errorf("config.example.toml's example of [[%s]] does not show %s", key, k)
+			}
+		}
+	}
+}
+
+// arrayTables returns the keys of t's slices of tables, each with the
+// keys of its entries.
+func arrayTables(t reflect.Type, prefix string) map[string][]string {
+	out := map[string][]string{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
+		case f.Anonymous:
+			maps.Copy(out, arrayTables(f.Type, prefix))
+		case f.Type.Kind() == reflect.Struct:
+			maps.Copy(out, arrayTables(f.Type, prefix+name+"."))
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			out[prefix+name] = tomlKeys(f.Type.Elem(), "")
+		}
+	}
+	return out
+}
+
+// TestConfigExampleHooks: the example hooks, uncommented, are valid.
+func TestConfigExampleHooks(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "config.example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, notifyPart, ok := strings.Cut(string(data), "\n[notify]\n")
+	if !ok {
+		t.Fatal("config.example.toml has no [notify] table")
+	}
+	head, _, _ := strings.Cut(string(data), "\n[notify]\n")
+	example := regexp.MustCompile(`(?m)^# (\[\[notify\.hook\]\]|[a-z]+ = .*)$`)
+	body := example.ReplaceAllString(notifyPart, "$1")
+	// The script of the example is the reader's own; sh stands in.
+	body = strings.ReplaceAll(body, "/usr/local/bin/backupd-hook", "sh")
+	path := filepath.Join(t.TempDir(), "c.toml")
+	writeFile(t, path, head+"\n[notify]\n"+body)
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		t.Fatalf("the example hooks: %v", err)
+	}
+	var names []string
+	for _, h := range cfg.Notify.Hooks {
+		names = append(names, h.Name)
+	}
+	if got := strings.Join(names, ","); got != "script,ntfy,home assistant,slack" {
+		t.Errorf("hooks %q, want script, ntfy, home assistant and slack", got)
+	}
 }
 
 // tomlKeys lists the dotted keys of every field of t.
@@ -65,6 +128,9 @@ func tomlKeys(t reflect.Type, prefix string) []string {
 		if f.Type.Kind() == reflect.Struct {
 			keys = append(keys, tomlKeys(f.Type, prefix+name+".")...)
 			continue
+		}
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			continue // arrayTables
 		}
 		keys = append(keys, prefix+name)
 	}
@@ -101,6 +167,44 @@ func TestConfigValues(t *testing.T) {
 	}
 }
 
+// TestConfigNotify: hooks, their defaults and metrics read as written.
+func TestConfigNotify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	writeFile(t, path, `state_dir = "/s"
+backup_dir = "/b"
+log_format = "json"
+[notify]
+events = ["failure"]
+timeout = "5s"
+[[notify.hook]]
+name = "ntfy"
+webhook = "https://ntfy.sh/topic"
+body = "text"
+headers = { Title = "iPhone backup" }
+events = ["failure", "passcode"]
+[[notify.hook]]
+command = ["sh", "-c", "cat > /dev/null"]
+[metrics]
+listen = "127.0.0.1:9737"
+`)
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultFileConfig()
+	want.StateDir, want.BackupDir, want.LogFormat = "/s", "/b", "json"
+	want.Notify.Events = []string{"failure"}
+	want.Notify.Timeout = daemon.Duration(5e9)
+	want.Notify.Hooks = []daemon.HookConfig{
+		{Name: "ntfy", Webhook: "https://ntfy.sh/topic", Body: "text", Headers: map[string]string{"Title": "iPhone backup"}, Events: []string{"failure", "passcode"}},
+		{Command: []string{"sh", "-c", "cat > /dev/null"}},
+	}
+	want.Metrics.Listen = "127.0.0.1:9737"
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("got %+v\nwant %+v", cfg, want)
+	}
+}
+
 // TestConfigErrors: each bad file is refused with file, line and key.
 func TestConfigErrors(t *testing.T) {
 	head := "state_dir = \"/s\"\nbackup_dir = \"/b\"\n"
@@ -121,6 +225,20 @@ func TestConfigErrors(t *testing.T) {
 		{"battery over 100", head + "\n[policy]\n\nmin_battery = 101\n", []string{":6: policy.min_battery: must be a percentage"}},
 		{"two problems", head + "log_level = \"loud\"\n[stability]\nflap_count = 0\n", []string{":3: log_level:", ":5: stability.flap_count:"}},
 		{"zero overdue", head + "overdue_after = \"0\"\n", []string{":3: overdue_after: must be more than 0"}},
+		{"bad log_format", head + "log_format = \"xml\"\n", []string{":3: log_format: \"xml\": want console or json"}},
+		{"bad event", head + "[notify]\nevents = [\"sucess\"]\n", []string{":4: notify.events: \"sucess\" is not an event"}},
+		{"zero notify timeout", head + "[notify]\ntimeout = \"0\"\n", []string{":4: notify.timeout: must be more than 0"}},
+		{"too many retries", head + "[notify]\nretries = 99\n", []string{":4: notify.retries: must be from 0 to 10"}},
+		{"zero queue", head + "[notify]\nqueue = 0\n", []string{":4: notify.queue: must be at least 1"}},
+		{"hook without anything", head + "[[notify.hook]]\nname = \"x\"\n", []string{":3: notify.hook[1].command: set command or webhook"}},
+		{"second hook's bad URL", head + "[[notify.hook]]\nwebhook = \"https://ok/x\"\n[[notify.hook]]\nname = \"y\"\nwebhook = \"ntfy.sh/x\"\n",
+			[]string{":7: notify.hook[2].webhook: \"ntfy.sh/x\" is not an http or https URL"}},
+		{"hook with both", head + "[[notify.hook]]\ncommand = [\"sh\"]\nwebhook = \"https://h/x\"\n", []string{":5: notify.hook[1].webhook: a hook has a command or a webhook"}},
+		{"hook's missing program", head + "[[notify.hook]]\ncommand = [\"/nonexistent/hook\"]\n", []string{":4: notify.hook[1].command: \"/nonexistent/hook\" cannot be run"}},
+		{"hook's bad event", head + "[[notify.hook]]\nwebhook = \"https://h/x\"\nevents = [\"all\"]\n", []string{":5: notify.hook[1].events: \"all\" is not an event"}},
+		{"hook's unknown key", head + "[[notify.hook]]\nurl = \"https://h/x\"\n", []string{":4: notify.hook.url: unknown key"}},
+		{"metrics not loopback", head + "[metrics]\nlisten = \"0.0.0.0:9737\"\n", []string{":4: metrics.listen: \"0.0.0.0:9737\" is not a loopback address"}},
+		{"metrics bad address", head + "[metrics]\nlisten = \"9737\"\n", []string{":4: metrics.listen:"}},
 		{"not set", "backup_dir = \"/b\"\nstate_dir = \"\"\n", []string{":2: state_dir: not set"}},
 		{"syntax", head + "[policy\n", []string{":3:"}},
 	}
