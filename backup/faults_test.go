@@ -37,6 +37,7 @@ func faultCases() []faultCase {
 		faultCase{name: "snapshot failed (3)", faults: sim.Faults{ErrorCode: 3}, want: cause.DeviceSnapshotFailed, deviceCode: 3},
 		faultCase{name: "wrong password (207)", faults: sim.Faults{ErrorCode: 207}, want: cause.WrongBackupPassword, deviceCode: 207},
 		faultCase{name: "unknown device error", faults: sim.Faults{ErrorCode: 4242}, want: cause.ProtocolError, deviceCode: 4242},
+		faultCase{name: "no protocol version in common", faults: sim.Faults{NoCommonVersion: true}, want: cause.IOSUnsupported},
 		faultCase{name: "sync lock never granted", faults: sim.Faults{LockNeverGranted: true}, want: cause.DeviceBusy},
 		faultCase{name: "stall mid-file", faults: sim.Faults{StallAfterBytes: 40 << 10}, opts: short, want: cause.Stalled},
 		faultCase{name: "no first message in time", faults: sim.Faults{FirstMessageDelay: 5 * time.Second},

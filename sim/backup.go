@@ -83,6 +83,7 @@ func (d *Device) serveBackup(c net.Conn) error {
 			SlowLinkBytesPerSec:  f.SlowLinkBytesPerSec,
 			StallAfterBytes:      f.StallAfterBytes,
 			Hostile:              backupsvc.Hostile(f.Hostile),
+			NoCommonVersion:      f.NoCommonVersion,
 		},
 	})
 }

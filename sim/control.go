@@ -22,7 +22,8 @@ mutate UDID SHARE             change SHARE (0..1) of the files
 fault UDID KEY=VALUE...       set faults (clear resets them); keys: unplug-after-bytes,
                               unplug-after-files, unplug-at-step, passcode-never-entered,
                               passcode-delay, error-code, slow-link, stall-after-bytes,
-                              hostile, first-message-delay, lock-never-granted`
+                              hostile, first-message-delay, lock-never-granted,
+                              no-common-version`
 
 // Control runs one control command and returns its answer: "ok ..." or
 // "error: ...".
@@ -151,6 +152,8 @@ func (f *Faults) set(kv string) error {
 		f.FirstMessageDelay = dur()
 	case "lock-never-granted":
 		f.LockNeverGranted, err = strconv.ParseBool(v)
+	case "no-common-version":
+		f.NoCommonVersion, err = strconv.ParseBool(v)
 	default:
 		return fmt.Errorf("unknown fault %q", k)
 	}

@@ -57,4 +57,7 @@ type Faults struct {
 	// LockNeverGranted makes the AFC sync lock answer "would block"
 	// forever, as when another tool holds the phone.
 	LockNeverGranted bool
+	// NoCommonVersion makes mobilebackup2's Hello find no protocol
+	// version in common, as with an iOS too old or too new for the host.
+	NoCommonVersion bool
 }

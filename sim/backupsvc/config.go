@@ -216,6 +216,9 @@ type Faults struct {
 	StallAfterBytes int64
 	// Hostile selects an attack on the host.
 	Hostile Hostile
+	// NoCommonVersion answers Hello with ErrorCode 1, as a device whose
+	// iOS speaks none of the host's protocol versions does.
+	NoCommonVersion bool
 }
 
 // Device error codes (the ErrorCode of the final Response).

@@ -154,7 +154,7 @@ func (s *session) hello() error {
 			best = f
 		}
 	}
-	if best == 0 {
+	if best == 0 || s.cfg.Faults.NoCommonVersion {
 		err := s.dl.SendProcessMessage(map[string]any{devicelink.KeyMessageName: "Response", "ErrorCode": CodeNoCommonVersion})
 		return errors.Join(fmt.Errorf("backupsvc: no common protocol version in %v", versions), err)
 	}
