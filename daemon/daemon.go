@@ -595,23 +595,35 @@ func (d *Daemon) recover(ctx context.Context) error {
 			}
 		}
 	}
-	if len(completed) > 0 {
-		page, err := d.store.History("", store.HistoryQuery{Outcomes: []store.Outcome{store.OutcomeRunning}, Limit: store.MaxHistoryLimit})
-		if err != nil {
-			return fmt.Errorf("start-up recovery: %w", err)
+	page, err := d.store.History("", store.HistoryQuery{Outcomes: []store.Outcome{store.OutcomeRunning}, Limit: store.MaxHistoryLimit})
+	if err != nil {
+		return fmt.Errorf("start-up recovery: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, run := range page.Runs {
+		// Newest first: only a device's newest open run can be the one
+		// whose backup was committed.
+		if seen[run.UDID] {
+			continue
 		}
-		for _, run := range page.Runs {
-			rec, ok := completed[run.UDID]
-			if !ok {
-				continue
-			}
-			delete(completed, run.UDID)
-			run.Outcome, run.End = store.OutcomeSuccess, now
-			run.VersionPath, run.Verify = rec.Latest.Path, "verified before its commit"
+		seen[run.UDID] = true
+		rec, ok := completed[run.UDID]
+		switch {
+		case ok:
 			run.Note = "backupd stopped during the commit; the next start completed it"
-			if _, err := d.store.FinishRun(run); err != nil {
-				d.log.Error().Err(err).Str("udid", run.UDID).Msg("record a recovered backup")
-			}
+		case d.committedSince(run.UDID, run.Start):
+			// Stopped after the commit's renames (in its clean-up or
+			// retention, or before the run was recorded): no staging was
+			// left, but the latest backup is this run's.
+			rec.Latest.Path = filepath.Join(d.cfg.BackupDir, run.UDID)
+			run.Note = "backupd stopped after the commit, before it recorded the run"
+		default:
+			continue
+		}
+		run.Outcome, run.End = store.OutcomeSuccess, now
+		run.VersionPath, run.Verify = rec.Latest.Path, "verified before its commit"
+		if _, err := d.store.FinishRun(run); err != nil {
+			d.log.Error().Err(err).Str("udid", run.UDID).Msg("record a recovered backup")
 		}
 	}
 	ended, err := d.store.MarkInterrupted(now)
@@ -630,6 +642,22 @@ func (d *Daemon) recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// committedSince reports whether udid's latest backup was committed at or
+// after start: a commit stamps the latest backup's directory with its time
+// (repo.Commit), and nothing else changes it.
+func (d *Daemon) committedSince(udid string, start time.Time) bool {
+	r := d.currentRepo()
+	if r == nil || start.IsZero() {
+		return false
+	}
+	dir, ok := r.Latest(udid)
+	if !ok {
+		return false
+	}
+	fi, err := os.Stat(dir)
+	return err == nil && !fi.ModTime().Before(start.Truncate(time.Millisecond))
 }
 
 // summary is the plain sentence for a cause, or nothing for none.

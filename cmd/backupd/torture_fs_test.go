@@ -133,6 +133,9 @@ type rig struct {
 	backups, state, sentinel string
 	udid                     string
 	daemon                   *proc
+	// top is the test that made the rig: the daemon's clean-up belongs
+	// to it, not to the subtest that happened to start it.
+	top *testing.T
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -151,7 +154,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	bin := binaries(t)
 	dir := shortDir(t)
-	r := &rig{env: env{bin: bin, dir: dir, config: filepath.Join(dir, "c.toml"), mux: filepath.Join(dir, "mux.sock")}}
+	r := &rig{env: env{bin: bin, dir: dir, config: filepath.Join(dir, "c.toml"), mux: filepath.Join(dir, "mux.sock")}, top: t}
 	r.backups, r.state, r.sentinel = o.backups, filepath.Join(dir, "state"), filepath.Join(dir, "sentinel")
 	if r.backups == "" {
 		r.backups = filepath.Join(dir, "backups")
@@ -207,7 +210,7 @@ func (r *rig) startDaemon(t *testing.T, env ...string) *proc {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	r.daemon = start(t, filepath.Join(r.bin, "backupd"), "run", "--config", r.config)
+	r.daemon = start(r.top, filepath.Join(r.bin, "backupd"), "run", "--config", r.config)
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		os.Unsetenv(k)
