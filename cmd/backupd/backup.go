@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/backupd/backupd/cause"
@@ -64,8 +65,8 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 		udids = pos // let the daemon say what is wrong with it
 	}
 	if len(udids) == 0 {
-		fmt.Fprintln(stderr, "backupd backup: no iPhone is connected")
-		return exitError
+		fmt.Fprintf(stdout, "no backup: no iPhone is connected\n  Fix: plug the iPhone in, unlock it and try again\n")
+		return exitFailed
 	}
 
 	// Follow the events before asking, so that no ending is missed.
@@ -76,6 +77,7 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stream.Close()
 	}
+	exit := exitOK
 	pending := map[string]bool{} // UDID → only a manual run's end counts
 	for _, u := range udids {
 		qctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -89,14 +91,24 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 		case errors.As(err, &ce) && ce.Code == api.ErrBusy:
 			fmt.Fprintf(stdout, "%s (%s): a backup is already under way\n", nameOf(names, u), shortUDID(u))
 			pending[u] = false
+		case errors.As(err, &ce) && ce.Code == api.ErrNotConnected:
+			// The daemon refused: no backup, like one that was skipped.
+			fmt.Fprintf(stdout, "%s (%s): no backup: the iPhone is not connected (%s)\n  Fix: plug it in, unlock it and try again\n", nameOf(names, u), shortUDID(u), cause.Disconnected)
+			exit = exitFailed
+		case errors.As(err, &ce) && ce.Code == api.ErrRefused:
+			fmt.Fprintf(stdout, "%s (%s): no backup: %s\n  Fix: change the configuration (policy.allow, policy.deny, policy.wifi) and restart backupd, if this iPhone should be backed up\n", nameOf(names, u), shortUDID(u), ce.Message)
+			exit = exitFailed
 		default:
 			return clientError(stderr, "backup", err)
 		}
 	}
-	if !wait {
-		return exitOK
+	if !wait || len(pending) == 0 {
+		return exit
 	}
-	return waitBackups(stream, pending, names, stdout, isTerminal(stdout))
+	if code := waitBackups(stream, pending, names, stdout, isTerminal(stdout)); code != exitOK {
+		return code
+	}
+	return exit
 }
 
 func nameOf(names map[string]string, udid string) string {
@@ -142,7 +154,7 @@ func waitBackups(stream *client.EventStream, pending map[string]bool, names map[
 			}
 			line := fmt.Sprintf("%s (%s): %3.0f%%  %s  %d files", nameOf(names, ev.UDID), shortUDID(ev.UDID), p.Percent, humanBytes(p.Bytes), p.Files)
 			if tty {
-				fmt.Fprintf(w, "\r\033[K%s", line)
+				fmt.Fprintf(w, "\r\033[K%s", progressLine(nameOf(names, ev.UDID), ev.UDID, p))
 				progressShown = true
 			} else if step := int(p.Percent) / 10; step > lastStep[ev.UDID] {
 				lastStep[ev.UDID] = step
@@ -192,6 +204,34 @@ func waitBackups(stream *client.EventStream, pending map[string]bool, names map[
 		}
 	}
 	return exit
+}
+
+// barWidth is the progress bar's width in cells.
+const barWidth = 20
+
+// progressLine is the live line on a terminal: a bar, the percentage,
+// what has come, the rate and the time left.
+func progressLine(name, udid string, p *api.Progress) string {
+	pct := min(max(p.Percent, 0), 100)
+	filled := int(pct / 100 * barWidth)
+	bar := strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled)
+	line := fmt.Sprintf("%s (%s) [%s] %3.0f%%  %s  %d files", name, shortUDID(udid), bar, pct, humanBytes(p.Bytes), p.Files)
+	if p.BytesPerSecond > 0 {
+		line += fmt.Sprintf("  %s/s", humanBytes(int64(p.BytesPerSecond)))
+	}
+	if p.ETASeconds > 0 {
+		line += "  ETA " + etaString(time.Duration(p.ETASeconds*float64(time.Second)))
+	}
+	return line
+}
+
+// etaString is m:ss, or h:mm:ss from an hour on.
+func etaString(d time.Duration) string {
+	s := int(d.Round(time.Second) / time.Second)
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }
 
 // clientError prints an error from the daemon's API and returns its exit
