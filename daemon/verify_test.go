@@ -17,7 +17,7 @@ func TestVerifyBackupsFindsEveryBackup(t *testing.T) {
 	for _, d := range []string{
 		"AAAA-1111",   // a latest (empty: it does not verify)
 		"not a udid!", // ignored
-		".backupd/staging/CCCC-3333/root/CCCC-3333", // staging is no backup
+		".backupd/staging/CCCC-3333/root/CCCC-3333",            // staging is no backup
 		".backupd/versions/BBBB-2222/2025-01-02T03-04-05.000Z", // a version only
 		".backupd/versions/BBBB-2222/junk",                     // not a version name
 	} {
