@@ -111,8 +111,9 @@ const hostileAbsolute = "/tmp/backupd-hostile-absolute"
 type rigOptions struct {
 	files   int   // files on the phone (default 100)
 	maxSize int64 // largest file (default 128 KiB)
-	// backups, when set, is backup_dir (it must exist); else dir/backups.
-	backups string
+	// prepare, when set, makes backup_dir under the rig's directory (a
+	// mount, say) and returns it; else it is dir/backups.
+	prepare func(t *testing.T, dir string) string
 	// extra is appended to the configuration file (TOML; keys of
 	// [backup], since that table is last).
 	extra string
@@ -133,6 +134,9 @@ type rig struct {
 	backups, state, sentinel string
 	udid                     string
 	daemon                   *proc
+	// ours are paths (relative to dir, slash-separated) the test itself
+	// writes, such as a file that fills the disk; the walker skips them.
+	ours []string
 	// top is the test that made the rig: the daemon's clean-up belongs
 	// to it, not to the subtest that happened to start it.
 	top *testing.T
@@ -155,8 +159,10 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	bin := binaries(t)
 	dir := shortDir(t)
 	r := &rig{env: env{bin: bin, dir: dir, config: filepath.Join(dir, "c.toml"), mux: filepath.Join(dir, "mux.sock")}, top: t}
-	r.backups, r.state, r.sentinel = o.backups, filepath.Join(dir, "state"), filepath.Join(dir, "sentinel")
-	if r.backups == "" {
+	r.state, r.sentinel = filepath.Join(dir, "state"), filepath.Join(dir, "sentinel")
+	if o.prepare != nil {
+		r.backups = o.prepare(t, dir)
+	} else {
 		r.backups = filepath.Join(dir, "backups")
 		if err := os.Mkdir(r.backups, 0o755); err != nil {
 			t.Fatal(err)
@@ -222,10 +228,23 @@ func (r *rig) startDaemon(t *testing.T, env ...string) *proc {
 			t.Fatalf("backupd run exited at start: %v\n%s", d.err, d.out.String())
 		default:
 		}
-		_, code := r.status(t)
-		return code == exitOK
+		_, ok := r.tryStatus(t)
+		return ok
 	})
 	return d
+}
+
+// tryStatus is `backupd status --json` when the daemon answers. (While a
+// daemon starts, status may read a history.db that is not written yet
+// and fail; that is not what these tests are about.)
+func (r *rig) tryStatus(t *testing.T) (statusReport, bool) {
+	t.Helper()
+	out, _, code := cli(t, r.bin, "status", "--json", "--config", r.config)
+	var rep statusReport
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil {
+		return rep, false
+	}
+	return rep, true
 }
 
 // kill9 kills the daemon with SIGKILL and waits for it.
@@ -242,8 +261,8 @@ func (r *rig) settled(t *testing.T) api.Device {
 	t.Helper()
 	var dev api.Device
 	waitFor(t, "the phone to settle", func() bool {
-		rep, code := r.status(t)
-		if code != exitOK || len(rep.Devices) != 1 {
+		rep, ok := r.tryStatus(t)
+		if !ok || len(rep.Devices) != 1 {
 			return false
 		}
 		dev = rep.Devices[0].Device
@@ -330,6 +349,11 @@ func (r *rig) allowed(rel string) bool {
 		// backup_dir is elsewhere (a mount); the walker watches it
 		// through snapshot().
 		return false
+	}
+	for _, o := range r.ours {
+		if under(rel, o) {
+			return true
+		}
 	}
 	return under(rel, b+"/.backupd/staging") || under(rel, b+"/"+r.udid) ||
 		under(rel, b+"/.backupd/versions/"+r.udid) ||
