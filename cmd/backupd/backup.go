@@ -79,7 +79,9 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 	}
 	exit := exitOK
 	pending := map[string]bool{} // UDID → only a manual run's end counts
+	asked := map[string]time.Time{}
 	for _, u := range udids {
+		asked[u] = time.Now()
 		qctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		_, err := c.BackupNow(qctx, u, api.BackupRequest{Full: full})
 		cancel()
@@ -105,7 +107,7 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 	if !wait || len(pending) == 0 {
 		return exit
 	}
-	if code := waitBackups(stream, pending, names, stdout, isTerminal(stdout)); code != exitOK {
+	if code := waitBackups(stream, pending, asked, full, names, stdout, isTerminal(stdout)); code != exitOK {
 		return code
 	}
 	return exit
@@ -120,8 +122,12 @@ func nameOf(names map[string]string, udid string) string {
 
 // waitBackups follows the event stream until every device in pending
 // has finished a run, printing progress; the exit code says whether all
-// succeeded.
-func waitBackups(stream *client.EventStream, pending map[string]bool, names map[string]string, w io.Writer, tty bool) int {
+// succeeded. asked holds when each backup was asked for: a backup that
+// started after that and succeeded (and is full if full was asked) is
+// the one asked for even when its trigger is not manual, because the
+// daemon lets a plug-in backup whose checks were under way meet a
+// manual request instead of making a second one.
+func waitBackups(stream *client.EventStream, pending map[string]bool, asked map[string]time.Time, full bool, names map[string]string, w io.Writer, tty bool) int {
 	exit := exitOK
 	lastStep := map[string]int{}
 	waitedFor := map[string]cause.Code{}
@@ -188,7 +194,11 @@ func waitBackups(stream *client.EventStream, pending map[string]bool, names map[
 			}
 		case api.EventRun:
 			r := ev.Run
-			if r == nil || r.Outcome == api.OutcomeRunning || (manualOnly && r.Trigger != api.TriggerManual) {
+			if r == nil || r.Outcome == api.OutcomeRunning {
+				continue
+			}
+			metBy := r.Outcome == api.OutcomeSuccess && !r.Start.Before(asked[ev.UDID]) && (!full || r.Kind == "full")
+			if manualOnly && r.Trigger != api.TriggerManual && !metBy {
 				continue
 			}
 			endLine()

@@ -66,7 +66,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else {
 		log.Info().Str("config", config).Msg("configuration read")
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+	// 0750 as the daemon makes it: the group of the 0660 API socket must
+	// be able to reach it.
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		log.Error().Err(err).Msg("cannot create state_dir")
 		return exitError
 	}

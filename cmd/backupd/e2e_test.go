@@ -153,6 +153,7 @@ func cli(t *testing.T, bin string, args ...string) (stdout, stderr string, code 
 	case err = <-done:
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
+		<-done // the output is complete, and no longer written to
 		t.Fatalf("backupd %s did not end within 60s; stdout:\n%s\nstderr:\n%s", strings.Join(args, " "), o.String(), e.String())
 	}
 	var ee *exec.ExitError
