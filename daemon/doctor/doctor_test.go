@@ -346,6 +346,10 @@ func TestWarningsDoNotFail(t *testing.T) {
 			w.known.Devices[0].LastAttempt = &api.Run{Outcome: api.OutcomeSkipped, Cause: cause.QuietHours, Start: now.Add(-time.Hour)}
 		}, udid, IDLastRun, cause.QuietHours, "skipped"},
 		{"no daemon", func(w *world) { w.known.DaemonRunning = false }, "", IDDaemon, cause.None, "not running"},
+		{"the daemon cannot reach usbmuxd", func(w *world) {
+			w.known.Health.Usbmuxd = api.Usbmuxd{Address: "UNIX:/old/usbmuxd", Error: "connection refused"}
+		}, "", IDDaemon, cause.UsbmuxdUnavailable, "cannot reach usbmuxd at UNIX:/old/usbmuxd"},
+		{"the history cannot be read", func(w *world) { w.known, w.knownErr = Known{}, errors.New("history.db: in use") }, "", IDDaemon, cause.None, "history.db: in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := healthy(t)
