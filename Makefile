@@ -7,6 +7,9 @@
 #   make bench   benchmarks
 #   make bench-compare  backupd's engine against idevicebackup2 (W1, W2, W3)
 #   make fuzz    every Fuzz target for FUZZTIME each
+#   make torture the torture suite at full size, then every Fuzz target
+#                for FUZZTIME (default 10m); prints trials, failures and
+#                bytes written outside a root (scripts/torture.sh)
 #   make deps    install libimobiledevice-utils, usbmuxd and sqlite3 if missing
 
 SHELL := /bin/bash
@@ -37,7 +40,7 @@ CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
 DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux
 DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux
 
-.PHONY: all build test vet cross demo bench bench-compare lint fuzz deps clean
+.PHONY: all build test vet cross demo bench bench-compare lint fuzz torture deps clean
 
 all: build
 
@@ -107,15 +110,14 @@ lint: $(STATICCHECK)
 # them even when one fails, then fails if any did. A crash is saved under
 # the package's testdata/fuzz/ by go test, where it becomes a seed.
 fuzz:
-	@failed=(); \
-	for pkg in $$($(GO) list ./...); do \
-	  list=$$($(GO) test -list '^Fuzz' $$pkg); \
-	  for f in $$(grep '^Fuzz' <<<"$$list" || true); do \
-	    echo "fuzz: $$pkg $$f for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || failed+=("$$pkg $$f"); \
-	  done; \
-	done; \
-	if [ $${#failed[@]} -gt 0 ]; then printf 'fuzz: FAILED: %s\n' "$${failed[@]}"; exit 1; fi
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# The torture suite (issue #8): cable pulls, kill -9, full and read-only
+# disks, hostile devices and the rest at full size, then every Fuzz target,
+# and a summary table; fails on any failure or byte outside a root. Its
+# quick subset runs in make test. FUZZTIME defaults to 10m here.
+torture: deps
+	GO=$(GO) FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/torture.sh
 
 clean:
 	rm -rf $(BIN)

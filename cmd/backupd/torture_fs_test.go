@@ -403,3 +403,40 @@ func requireRoot(t *testing.T, why string) {
 	}
 	t.Skipf("not root: %s", why)
 }
+
+// TestOutsideBytes: the walker counts new, grown and rewritten files,
+// and ignores the allowed places and files left alone.
+func TestOutsideBytes(t *testing.T) {
+	root := t.TempDir()
+	allowed := func(rel string) bool { return rel == "ok" || strings.HasPrefix(rel, "ok/") }
+	for _, d := range []string{"ok", "sentinel"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(root, "sentinel", "same"), "12345")
+	writeFile(t, filepath.Join(root, "sentinel", "grows"), "12345")
+	writeFile(t, filepath.Join(root, "sentinel", "rewritten"), "12345")
+	writeFile(t, filepath.Join(root, "sentinel", "goes"), "12345")
+	before := snapshotTree(t, root, allowed)
+
+	writeFile(t, filepath.Join(root, "ok", "inside"), strings.Repeat("x", 1000))
+	writeFile(t, filepath.Join(root, "new"), "1234567")                 // 7
+	writeFile(t, filepath.Join(root, "sentinel", "grows"), "123456789") // 4 more
+	old := time.Now().Add(-time.Hour)
+	writeFile(t, filepath.Join(root, "sentinel", "rewritten"), "abcde") // 5, another mtime
+	if err := os.Chtimes(filepath.Join(root, "sentinel", "rewritten"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "sentinel", "goes")); err != nil {
+		t.Fatal(err)
+	}
+	n, changed := outsideBytes(before, snapshotTree(t, root, allowed))
+	want := []string{"grown sentinel/grows", "new new", "removed sentinel/goes", "rewritten sentinel/rewritten"}
+	if n != 7+4+5 || !slices.Equal(changed, want) {
+		t.Errorf("outsideBytes = %d, %q; want 16, %q", n, changed, want)
+	}
+	if n, changed := outsideBytes(before, before); n != 0 || len(changed) != 0 {
+		t.Errorf("no change: %d, %v", n, changed)
+	}
+}
