@@ -87,6 +87,38 @@ func verifyBackups(t *testing.T, backupDir, udid string) int {
 	return len(vs)
 }
 
+// watchOutside snapshots env's directory (with a sentinel directory next
+// to backup_dir) for the "bytes outside a root" count: a backup may
+// write only to the staging area, the phones' latest backups and their
+// versions, and the daemon to its history and socket.
+func (e env) watchOutside(t *testing.T, udids []string) func() int64 {
+	t.Helper()
+	sentinel := filepath.Join(e.dir, "sentinel")
+	if err := os.MkdirAll(sentinel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(sentinel, "keep"), "untouched")
+	allowed := func(rel string) bool {
+		under := func(dir string) bool { return rel == dir || strings.HasPrefix(rel, dir+"/") }
+		for _, u := range udids {
+			if under("backups/"+u) || under("backups/.backupd/versions/"+u) {
+				return true
+			}
+		}
+		return under("backups/.backupd/staging") || rel == "state/history.db" || rel == "state/"+api.SocketName
+	}
+	before := snapshotTree(t, e.dir, allowed)
+	return func() int64 {
+		n, changed := outsideBytes(before, snapshotTree(t, e.dir, allowed))
+		if n > 0 {
+			t.Errorf("%d bytes written outside the backups' roots: %v", n, changed)
+		} else if len(changed) > 0 {
+			t.Logf("changed outside the roots, no bytes: %v", changed)
+		}
+		return n
+	}
+}
+
 // historyOutcomes counts the runs the daemon's history holds by outcome.
 func (e env) historyOutcomes(t *testing.T) map[string]int {
 	t.Helper()
@@ -109,6 +141,16 @@ func TestTortureLoad(t *testing.T) {
 	e := newEnv(t, devices)
 	e.setConfig(t, "policy", "max_concurrent = 4")
 	c := e.api(t)
+	var udids []string
+	for line := range strings.Lines(e.ctl(t, "list")) {
+		if f := strings.Fields(line); len(f) > 0 && strings.Contains(line, "plugged=") {
+			udids = append(udids, f[0])
+		}
+	}
+	if len(udids) != devices {
+		t.Fatalf("iphonesim lists %d phones, want %d", len(udids), devices)
+	}
+	outside := e.watchOutside(t, udids)
 	began := time.Now()
 	start(t, filepath.Join(e.bin, "backupd"), "run", "--config", e.config)
 
@@ -149,7 +191,7 @@ func TestTortureLoad(t *testing.T) {
 		// a hundred files each take far longer than a poll.
 		t.Errorf("at most %d backup(s) seen running at once, want them to overlap (max_concurrent = 4)", peak)
 	}
-	recordTorture(t, tortureTally{Suite: "load", Trials: devices, Failures: failures,
+	recordTorture(t, tortureTally{Suite: "load", Trials: devices, Failures: failures, OutsideBytes: outside(),
 		Note: fmt.Sprintf("4 phones at once: wall %v from daemon start, peak %d concurrent", wall.Round(time.Millisecond), peak)})
 }
 
@@ -249,6 +291,7 @@ func TestTortureSoak(t *testing.T) {
 	retentionFailures := 0
 	done := 1 // the plug-in backup
 	samples := []sample{footprint(t, c, pid, done)}
+	outside := e.watchOutside(t, []string{udid})
 	began := time.Now()
 	for i := range backups {
 		var changed int
@@ -285,9 +328,10 @@ func TestTortureSoak(t *testing.T) {
 		t.Errorf("history holds %v, want %d successes and nothing else", got, done)
 	}
 
-	var table strings.Builder
+	var table, compact strings.Builder
 	for _, s := range samples {
 		table.WriteString(s.String() + "\n")
+		fmt.Fprintf(&compact, " %d:%d/%d/%d", s.after, s.rssKB, s.fds, s.goroutines)
 	}
 	t.Logf("footprint between backups:\n%s", table.String())
 	// Compare the last sample with the first after warm-up (the first
@@ -310,10 +354,10 @@ func TestTortureSoak(t *testing.T) {
 		grew++
 		t.Errorf("RSS grew from %d to %d KiB over %d backups", first.rssKB, last.rssKB, last.after-first.after)
 	}
-	recordTorture(t, tortureTally{Suite: "soak", Trials: backups, Failures: failures + grew,
-		Note: fmt.Sprintf("%d backups with 1%% mutation in %v (%v each); rss %d→%d KiB, fds %d→%d, goroutines %d→%d",
+	recordTorture(t, tortureTally{Suite: "soak", Trials: backups, Failures: failures + grew, OutsideBytes: outside(),
+		Note: fmt.Sprintf("%d backups with 1%% mutation in %v (%v each); rss %d→%d KiB, fds %d→%d, goroutines %d→%d; samples (backups:rss KiB/fds/goroutines)%s",
 			backups, took.Round(time.Millisecond), (took / time.Duration(backups)).Round(time.Millisecond),
-			first.rssKB, last.rssKB, first.fds, last.fds, first.goroutines, last.goroutines)})
+			first.rssKB, last.rssKB, first.fds, last.fds, first.goroutines, last.goroutines, compact.String())})
 	recordTorture(t, tortureTally{Suite: "retention", Trials: backups, Failures: retentionFailures,
 		Note: fmt.Sprintf("keep_versions = %d over %d backups; every version verifies", keep, done)})
 }
