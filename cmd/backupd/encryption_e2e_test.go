@@ -89,6 +89,25 @@ func TestE2EEncryption(t *testing.T) {
 		t.Errorf("completion --udids: exit %d, %q, want %q", code, out, udid)
 	}
 
+	// Not while a backup runs: the phone serves one request at a time.
+	e.ctl(t, "fault", udid, "slow-link=2000000")
+	if out, errOut, code := cli(t, e.bin, "backup", "--full", "--config", e.config); code != exitOK {
+		t.Fatalf("backup: exit %d\n%s\n%s", code, out, errOut)
+	}
+	waitFor(t, "the backup to run", func() bool {
+		rep, _ := e.status(t)
+		return len(rep.Devices) == 1 && rep.Devices[0].State == api.StateBackingUp
+	})
+	_, errOut, code = cli(t, e.bin, "encryption", "on", "--password-file", pwFile, "--config", e.config)
+	if code != exitError || !strings.Contains(errOut, "under way") {
+		t.Errorf("encryption on during a backup: exit %d: %s", code, errOut)
+	}
+	e.ctl(t, "fault", udid, "clear")
+	waitFor(t, "the backup to end", func() bool {
+		rep, _ := e.status(t)
+		return len(rep.Devices) == 1 && rep.Devices[0].State == api.StateSucceeded
+	})
+
 	// An empty password file changes nothing.
 	_, errOut, code = cli(t, e.bin, "encryption", "on", "--password-file", emptyFile, "--config", e.config)
 	if code != exitError || !strings.Contains(errOut, "is empty") {
