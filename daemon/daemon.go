@@ -73,6 +73,7 @@ type Daemon struct {
 	slots    chan struct{}
 	started  time.Time
 	stopping chan struct{} // closed when shutdown begins
+	hooks    *hooks        // notifications and metrics (hooks.go)
 
 	actorWG sync.WaitGroup
 
@@ -158,6 +159,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer ln.Close()
 
+	if d.hooks, err = d.startHooks(); err != nil {
+		return err
+	}
+	defer d.stopHooks()
 	_, _ = d.openRepo()
 	if err := d.recover(ctx); err != nil {
 		return err
@@ -204,6 +209,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer tln.Close()
 		servers = append(servers, d.newServer(srvCtx, requireToken(d.cfg.API.Token, d.handler())))
 		listeners = append(listeners, tln)
+	}
+	if d.cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		defer mln.Close()
+		servers = append(servers, d.newServer(srvCtx, d.hooks.metrics.Handler()))
+		listeners = append(listeners, mln)
+		d.log.Info().Str("addr", mln.Addr().String()).Msg("serving metrics at /metrics")
 	}
 	for i, srv := range servers {
 		go func() {
@@ -444,6 +459,11 @@ func (d *Daemon) shutdown(stopSrv context.CancelFunc, servers []*http.Server) {
 	}
 	// Event streams end first: Shutdown waits for every handler.
 	d.bus.closeAll()
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		d.stopHooks() // beside the servers' stop: the same second bounds both
+	}()
 	stopSrv()
 	sctx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
 	defer cancel()
@@ -452,6 +472,7 @@ func (d *Daemon) shutdown(stopSrv context.CancelFunc, servers []*http.Server) {
 			srv.Close()
 		}
 	}
+	<-hooksDone
 	d.log.Info().Dur("took", time.Since(start)).Msg("stopped")
 }
 

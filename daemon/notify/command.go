@@ -32,13 +32,17 @@ func (n *Notifier) runCommand(ctx context.Context, h Hook, ev Event) error {
 	cmd.WaitDelay = waitDelay
 	killGroup(cmd)
 	err := cmd.Run()
+	said := ""
+	if s := out.String(); s != "" {
+		said = ": " + s
+	}
 	switch {
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded):
-		return fmt.Errorf("killed after %v: %s", n.opts.Timeout, out)
+		return fmt.Errorf("killed after %v%s", n.opts.Timeout, said)
 	case ctx.Err() != nil:
-		return fmt.Errorf("killed: backupd is stopping: %s", out)
+		return fmt.Errorf("killed: backupd is stopping%s", said)
 	case err != nil:
-		return fmt.Errorf("%w: %s", err, out)
+		return fmt.Errorf("%w%s", err, said)
 	}
 	if s := out.String(); s != "" {
 		n.log.Info("hook output", "hook", h.label(), "output", s)

@@ -3,6 +3,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -69,8 +70,8 @@ func (n *Notifier) postWebhook(ctx context.Context, h Hook, ev Event) error {
 	return err
 }
 
-func (n *Notifier) post(ctx context.Context, h Hook, body []byte, ctype string) error {
-	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
+func (n *Notifier) post(parent context.Context, h Hook, body []byte, ctype string) error {
+	ctx, cancel := context.WithTimeout(parent, n.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.Webhook, bytes.NewReader(body))
 	if err != nil {
@@ -85,7 +86,10 @@ func (n *Notifier) post(ctx context.Context, h Hook, body []byte, ctype string) 
 	if err != nil {
 		// The URL may carry a secret (Slack's, Home Assistant's); the
 		// error names only what went wrong.
-		if ctx.Err() != nil {
+		switch {
+		case parent.Err() != nil:
+			return errors.New("cancelled: backupd is stopping")
+		case ctx.Err() != nil:
 			return fmt.Errorf("no answer within %v", n.opts.Timeout)
 		}
 		return fmt.Errorf("post: %w", unwrapURL(err))
