@@ -7,11 +7,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/notify"
+	"github.com/backupd/backupd/sim"
 )
 
 // TestHooksPasscodeOncePerRun: the passcode prompt may come and go within
@@ -52,5 +54,83 @@ func TestHooksPasscodeOncePerRun(t *testing.T) {
 	defer mu.Unlock()
 	if s := strings.Join(got, " "); s != "passcode:a passcode:a passcode:b" {
 		t.Errorf("hooks got %q, want one passcode event per run", s)
+	}
+}
+
+// TestHooksOverdue: with the clock moved past overdue_after, the next
+// ended run makes the daemon look, and the device is reported overdue
+// once for that period, again in the next period, never twice in one.
+func TestHooksOverdue(t *testing.T) {
+	t.Parallel()
+	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
+	dev := devs[0]
+	var mu sync.Mutex
+	var got []notify.Event
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	count := func(k notify.Kind) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, ev := range got {
+			if ev.Event == k {
+				n++
+			}
+		}
+		return n
+	}
+	var offset atomic.Int64 // the clock runs, and jumps when told
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	cfg := testConfig(t, s)
+	cfg.Notify.Hooks = []HookConfig{{Webhook: srv.URL, Events: []string{"overdue", "failure"}}}
+	r := start(t, cfg, Options{Now: now})
+	first := waitRuns(t, r.c, dev.UDID(), 1, 30*time.Second)[0]
+	if first.Outcome != api.OutcomeSuccess {
+		t.Fatalf("first run: %+v", first)
+	}
+	dev.SetFaults(sim.Faults{ErrorCode: 105})
+	fail := func(n int) {
+		t.Helper()
+		if _, err := r.c.BackupNow(ctxT(t), dev.UDID(), api.BackupRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		waitRuns(t, r.c, dev.UDID(), n, 30*time.Second)
+	}
+	day := 24 * time.Hour
+	offset.Store(int64(8 * day))
+	fail(2)
+	waitFor(t, 10*time.Second, "the overdue event", func() bool { return count(notify.KindOverdue) == 1 })
+	fail(3) // the same period: no second report
+	offset.Store(int64(15 * day))
+	fail(4) // the next period
+	waitFor(t, 10*time.Second, "the second overdue event", func() bool { return count(notify.KindOverdue) == 2 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(notify.KindOverdue); n != 2 {
+		t.Errorf("%d overdue events, want 2 (one per period)", n)
+	}
+	if n := count(notify.KindFailure); n != 3 {
+		t.Errorf("%d failure events, want 3", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var overdue []notify.Event
+	for _, ev := range got {
+		if ev.Event == notify.KindOverdue {
+			overdue = append(overdue, ev)
+		}
+	}
+	for i, days := range []string{"8 days", "15 days"} {
+		ev := overdue[i]
+		if ev.UDID != dev.UDID() || !ev.LastSuccess.Equal(first.End) || !strings.Contains(ev.Summary, "No successful backup for "+days) {
+			t.Errorf("overdue event %d: %+v", i+1, ev)
+		}
 	}
 }
