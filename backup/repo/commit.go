@@ -129,7 +129,8 @@ func (r *Repo) commit(ctx context.Context, udid string) (v Version, committed bo
 	if err := r.complete(ctx, j); err != nil {
 		return v, true, err
 	}
-	r.log.Info("backup committed", "udid", udid, "time", now, "retired_to", j.Dest)
+	// Not "time": the log line has its own, and JSON logs repeat no key.
+	r.log.Info("backup committed", "udid", udid, "version_time", now, "retired_to", j.Dest)
 	return Version{UDID: udid, Path: r.latestPath(udid), Time: now, Latest: true}, true, nil
 }
 
@@ -599,7 +600,7 @@ func (r *Repo) recoverOne(ctx context.Context, udid string) (Recovered, error) {
 	if err := r.complete(ctx, j); err != nil {
 		return rec, err
 	}
-	r.log.Warn("finished the commit of an interrupted backup", "udid", udid, "time", j.Time)
+	r.log.Warn("finished the commit of an interrupted backup", "udid", udid, "version_time", j.Time)
 	rec.Completed = true
 	rec.Latest = Version{UDID: udid, Path: r.latestPath(udid), Time: j.Time, Latest: true}
 	return rec, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io/fs"
@@ -75,6 +76,16 @@ func TestTorturePermissions(t *testing.T) {
 		t.Fatalf("the JSON log has no trace or debug lines; the check below would prove little:\n%.2000s", jsonRun.out.String())
 	}
 
+	// A script reading the JSON log needs each line to be one object
+	// with each key once (a repeated "time" is read differently by
+	// different parsers).
+	for i, line := range strings.Split(strings.TrimSpace(jsonRun.out.String()), "\n") {
+		if dup, err := duplicateKey(line); err != nil || dup != "" {
+			failures++
+			t.Errorf("JSON log line %d: key %q repeated, err %v: %s", i+1, dup, err, line)
+		}
+	}
+
 	// The secrets: what the simulated usbmuxd holds for this phone, the
 	// same record the daemon read to open its lockdown session.
 	addr, err := usbmux.ParseAddr("UNIX:" + e.mux)
@@ -130,6 +141,32 @@ func TestTorturePermissions(t *testing.T) {
 	}
 	recordTorture(t, tortureTally{Suite: "permissions", Trials: 2, Failures: failures,
 		Note: fmt.Sprintf("modes checked under umask 0 (json and console runs); %d spellings of 6 pair-record secrets searched in 2 trace logs and %d state files", needles, len(hay)-2)})
+}
+
+// duplicateKey returns a key the JSON object in line has twice at its
+// top level, or "".
+func duplicateKey(line string) (string, error) {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", fmt.Errorf("not a JSON object (%v)", err)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		key := tok.(string)
+		if seen[key] {
+			return key, nil
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
 }
 
 // checkStateModes checks the modes of everything under stateDir and
