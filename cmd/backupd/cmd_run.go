@@ -17,7 +17,7 @@ import (
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var config, format string
 	fs := newFlagSet("run", "[--config PATH] [--log-format console|json]", &config)
-	fs.StringVar(&format, "log-format", "", "console or json (default: console on a terminal, else json)")
+	fs.StringVar(&format, "log-format", "", "console or json; overrides log_format in the file (default: console on a terminal, else json)")
 	pos, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
 		return code

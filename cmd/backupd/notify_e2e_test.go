@@ -305,3 +305,35 @@ listen = %q
 	}
 	daemon.stop(t)
 }
+
+// TestE2ELogFormat: log_format in the file chooses the log's format, and
+// --log-format overrides it.
+func TestE2ELogFormat(t *testing.T) {
+	e := newEnv(t, 1)
+	data, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.config, "log_format = \"console\"\n"+string(data))
+	tests := []struct {
+		name string
+		flag []string
+		json bool
+	}{
+		{"the file's console", nil, false},
+		{"the flag's json", []string{"--log-format", "json"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := start(t, filepath.Join(e.bin, "backupd"), append([]string{"run", "--config", e.config}, tt.flag...)...)
+			waitFor(t, "backupd started", func() bool { return strings.Contains(p.out.String(), "backupd started") })
+			if code := p.stop(t); code != exitOK {
+				t.Errorf("exit %d", code)
+			}
+			first, _, _ := strings.Cut(p.out.String(), "\n")
+			if isJSON := json.Valid([]byte(first)); isJSON != tt.json {
+				t.Errorf("first log line %q: JSON %v, want %v", first, isJSON, tt.json)
+			}
+		})
+	}
+}
