@@ -54,9 +54,11 @@ func TestTortureHostile(t *testing.T) {
 	if !tortureFull() {
 		modes = []string{"dotdot", "symlink", "huge-frame", "endless-file"}
 	}
-	// A short stall timeout: the truncated and oversized messages never
-	// complete, and the daemon waits that long for them.
-	r := newRig(t, rigOptions{stall: 2 * time.Second})
+	// A short stall timeout: the truncated message never completes, and
+	// the daemon waits that long for it. Not shorter: on a loaded machine
+	// (the race detector, other tests) setting a backup up can take
+	// seconds without progress, which would end it as stalled.
+	r := newRig(t, rigOptions{stall: 5 * time.Second})
 	d := r.startDaemon(t)
 	r.settled(t)
 	good := r.mustBackup(t, false)
