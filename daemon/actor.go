@@ -462,7 +462,18 @@ func (a *actor) attempt(ctx context.Context, req attemptReq) attemptResult {
 		req.dev = dev
 	}
 
-	trust, err := d.mux.CheckTrust(ctx, req.dev, usbmux.TrustOptions{StartPairing: true})
+	// First without pairing, so that a phone that forgot this computer
+	// is told apart from one never paired: both then get the Trust
+	// prompt, but the person hears which it is (pairing_invalid says
+	// the phone was reset or told to forget its computers).
+	trust, err := d.mux.CheckTrust(ctx, req.dev, usbmux.TrustOptions{})
+	if err == nil && (trust == usbmux.NotPaired || trust == usbmux.PairingInvalid) {
+		forgot := trust == usbmux.PairingInvalid
+		trust, err = d.mux.CheckTrust(ctx, req.dev, usbmux.TrustOptions{StartPairing: true})
+		if forgot && trust == usbmux.TrustPending {
+			trust = usbmux.PairingInvalid
+		}
+	}
 	if ctx.Err() != nil {
 		return a.gone()
 	}
