@@ -110,6 +110,10 @@ func gatherStatus(cfg fileConfig, now time.Time) (statusReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	if h := rep.Health; h != nil && h.Usbmuxd.Cause != "" && h.Usbmuxd.Fix == "" {
+		in := cause.Lookup(h.Usbmuxd.Cause)
+		h.Usbmuxd.Summary, h.Usbmuxd.Fix = in.Summary, in.Fix
+	}
 	for _, d := range devs {
 		if d.LastAttempt != nil {
 			fillCause(d.LastAttempt)
@@ -171,6 +175,10 @@ func devicesFromHistory(cfg fileConfig) ([]api.Device, error) {
 func printStatus(w io.Writer, rep statusReport, now time.Time) {
 	if !rep.DaemonRunning {
 		fmt.Fprintln(w, "daemon not running; from the history:")
+	}
+	if h := rep.Health; h != nil && !h.Usbmuxd.Connected && h.Usbmuxd.Cause != "" {
+		// Nothing is backed up until this is fixed: say it first.
+		fmt.Fprintf(w, "usbmuxd unreachable (%s): %s Fix: %s\n", h.Usbmuxd.Cause, h.Usbmuxd.Summary, h.Usbmuxd.Fix)
 	}
 	if len(rep.Devices) == 0 {
 		fmt.Fprintln(w, "no iPhone seen yet")

@@ -197,6 +197,9 @@ type Usbmuxd struct {
 	Connected bool       `json:"connected"`
 	Error     string     `json:"error,omitempty"`
 	Cause     cause.Code `json:"cause,omitempty"`
+	// Summary and Fix are Cause in words.
+	Summary string `json:"summary,omitempty"`
+	Fix     string `json:"fix,omitempty"`
 }
 
 // Health says whether the daemon is up and what it is doing.
