@@ -397,3 +397,41 @@ func (m *matrixEnv) waitState(t *testing.T, s api.State, within time.Duration) a
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestStatusTrend: three failures in a row with the same cause make
+// status name the trend and the next rung of the fix ladder, in JSON and
+// in words.
+func TestStatusTrend(t *testing.T) {
+	m := newMatrixEnv(t, matrixRow{faults: []string{"unplug-after-bytes=100000"}})
+	for i := uint64(1); i <= 3; i++ {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			rep, _ := m.status(t)
+			if len(rep.Devices) == 1 && !rep.Devices[0].Connected {
+				if r := rep.Devices[0].LastAttempt; r != nil && r.ID == i && r.Cause == cause.Disconnected {
+					if tr := rep.Devices[0].Trend; (tr != nil) != (i == 3) {
+						t.Fatalf("after %d failures the trend is %+v", i, tr)
+					}
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("failure %d not shown: %+v", i, rep)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if i < 3 {
+			m.ctl(t, "plug", m.udid)
+		}
+	}
+	rep, _ := m.status(t)
+	tr := rep.Devices[0].Trend
+	rung, step := cause.NextStep(cause.Disconnected, 3)
+	if tr.Cause != cause.Disconnected || tr.Count != 3 || tr.NextStep != string(rung) || !strings.HasSuffix(tr.Text, step) {
+		t.Errorf("trend %+v, want disconnected ×3, next %s", *tr, rung)
+	}
+	out, _, _ := cli(t, m.bin, "status", "--config", m.config)
+	if !strings.Contains(out, "disconnected 3 times in a row: "+step) {
+		t.Errorf("status does not name the trend:\n%s", out)
+	}
+}
