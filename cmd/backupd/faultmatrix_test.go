@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -281,7 +280,7 @@ touch "$SOCK.ready"
 wait $pid
 `
 		sock := filepath.Join(m.dir, "state", api.SocketName)
-		m.daemon = startEnv(t, []string{"B=" + filepath.Join(m.dir, "backups"), "BIN=" + bin, "CFG=" + m.config, "SOCK=" + sock},
+		m.daemon = start(t, sim.RequireTool(t, "env"), "B="+filepath.Join(m.dir, "backups"), "BIN="+bin, "CFG="+m.config, "SOCK="+sock,
 			unshare, "--mount", "--fork", "--kill-child=SIGTERM", "sh", "-c", script)
 		waitFor(t, "the mounts", func() bool {
 			_, err := os.Stat(sock + ".ready")
@@ -306,31 +305,6 @@ wait $pid
 		}
 		return err == nil
 	})
-}
-
-// startEnv is start with extra environment variables.
-func startEnv(t *testing.T, extra []string, name string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: filepath.Base(name), cmd: exec.Command(name, args...), out: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), extra...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", p.name, p.out.String())
-		}
-	})
-	return p
 }
 
 // verdict is the cause status names for the row, in code and words.
