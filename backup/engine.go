@@ -275,13 +275,20 @@ func classify(err error) *cause.Error {
 }
 
 // explainCancel names why runCtx ended when that is what cut the run
-// short: the phone's cancel, or the caller stopping backupd.
+// short: the phone's cancel, the caller stopping backupd, or a reason the
+// caller gave as a cause (context.WithCancelCause with a *cause.Error:
+// the phone was unplugged, the backup stalled), which is joined to err so
+// that the most specific cause in either wins.
 func explainCancel(ctx, runCtx context.Context, err error) error {
 	if c := context.Cause(runCtx); errors.Is(c, ErrCancelledByDevice) && !errors.Is(err, ErrCancelledByDevice) {
 		return cause.New(cause.Interrupted, fmt.Errorf("%w: %w", ErrCancelledByDevice, err))
 	}
 	if ctx.Err() != nil && cause.Of(err) != cause.Interrupted {
-		return cause.New(cause.Interrupted, fmt.Errorf("backup stopped: %w: %w", context.Cause(ctx), err))
+		why := context.Cause(ctx)
+		if c := cause.Of(why); c != cause.Unknown && c != cause.None {
+			return errors.Join(err, why)
+		}
+		return cause.New(cause.Interrupted, fmt.Errorf("backup stopped: %w: %w", why, err))
 	}
 	return err
 }

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -84,5 +86,38 @@ func TestAsksPasscode(t *testing.T) {
 		if got := asksPasscode(v); got != want {
 			t.Errorf("asksPasscode(%q) = %t, want %t", v, got, want)
 		}
+	}
+}
+
+// TestCallerCancelsWithACause: a caller that cancels with a cause (the
+// phone was unplugged, the backup stalled) gets that cause, not
+// interrupted, which is for a caller that stops without saying why.
+func TestCallerCancelsWithACause(t *testing.T) {
+	tests := []struct {
+		name string
+		why  error
+		want cause.Code
+	}{
+		{"unplugged", cause.New(cause.Disconnected, errors.New("unplugged")), cause.Disconnected},
+		{"stalled", cause.New(cause.Stalled, errors.New("no progress")), cause.Stalled},
+		{"stopping", errors.New("backupd is stopping"), cause.Interrupted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 60}}, testOptions(t))
+			r.dev.SetFaults(sim.Faults{SlowLinkBytesPerSec: 256 << 10})
+			ctx, cancel := context.WithCancelCause(testCtx(t))
+			defer cancel(nil)
+			var once sync.Once
+			res, err := r.eng.Run(ctx, r.device(), Target{Repo: r.target, Progress: func(p Progress) {
+				if p.Files >= 3 {
+					once.Do(func() { cancel(tt.why) })
+				}
+			}})
+			if err == nil || res.Cause != tt.want || cause.Of(err) != tt.want {
+				t.Fatalf("run: %v, cause %s; want %s", err, res.Cause, tt.want)
+			}
+		})
 	}
 }

@@ -298,6 +298,9 @@ func (s *session) ioError(what string, err error) error {
 			return cause.New(cause.Interrupted, fmt.Errorf("%s: %w", what, reason))
 		case errors.Is(reason, context.DeadlineExceeded):
 			return cause.New(cause.Stalled, fmt.Errorf("%s: %w", what, reason))
+		case cause.Of(reason) != cause.Unknown:
+			// The caller said why it cancelled (unplugged, stalled).
+			return fmt.Errorf("%s: %w", what, reason)
 		default:
 			// The caller cancelled: backupd is stopping.
 			return cause.New(cause.Interrupted, fmt.Errorf("%s: %w", what, reason))

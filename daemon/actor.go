@@ -42,9 +42,11 @@ type actorMsg struct {
 }
 
 // Why an attempt's context was cancelled, besides the daemon stopping.
+// They carry their cause, so the engine joins it to its own error and
+// the most specific of the two is recorded.
 var (
-	errDetached = errors.New("the device was disconnected")
-	errStalled  = errors.New("the backup made no progress")
+	errDetached = cause.New(cause.Disconnected, errors.New("the device was disconnected"))
+	errStalled  = cause.New(cause.Stalled, errors.New("the backup made no progress"))
 )
 
 // Errors a manual request can meet; the API turns them into its codes.
@@ -666,15 +668,16 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 			run.Cause = cause.SlowLink
 		}
 		out.kind = resSuccess
+	// A detach or a stall is joined to what the engine said, not put in
+	// its place, so the one classifier keeps the most specific cause: a
+	// full disk that made the phone hang up is the disk.
 	case errors.Is(why, errDetached):
 		run.Outcome = store.OutcomeFailed
-		run.SetError(berr)
-		run.Cause = cause.Disconnected
+		run.SetError(cutShort(berr, why))
 		out.kind = resFailed
 	case errors.Is(why, errStalled):
 		run.Outcome = store.OutcomeFailed
-		run.SetError(berr)
-		run.Cause = cause.Stalled
+		run.SetError(cutShort(berr, why))
 		run.Note = fmt.Sprintf("no progress for %v", d.cfg.Backup.StallTimeout)
 		out.kind = resFailed
 	case wctx.Err() != nil:
@@ -710,6 +713,17 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 		a.setState(api.StateFailed, run.Cause, run.Note, time.Time{})
 	}
 	return out
+}
+
+// cutShort is what is recorded for a backup the daemon cancelled for
+// why (a detach, a stall): why joined to the engine's error, so that the
+// most specific cause of the two wins, except that an engine's
+// interrupted only echoes the cancel and is kept as text.
+func cutShort(berr, why error) error {
+	if cause.Of(berr) == cause.Interrupted {
+		return fmt.Errorf("%w (%v)", why, berr)
+	}
+	return errors.Join(berr, why)
 }
 
 // awaitingPasscode shows, at once, that the iPhone waits for its passcode
