@@ -75,8 +75,12 @@ func faultMatrix() map[string]matrixRow {
 			after: func(t *testing.T, m *matrixEnv) {
 				// While the phone asks, status says so at once.
 				d := m.waitState(t, api.StateAwaitingPasscode, 10*time.Second)
-				if !strings.HasPrefix(d.Note, "enter your passcode on ") {
-					t.Errorf("awaiting the passcode, the note is %q", d.Note)
+				want := "enter your passcode on " + d.Name + " to start the backup"
+				if d.Note != want {
+					t.Errorf("awaiting the passcode, the note is %q, want %q", d.Note, want)
+				}
+				if out, _, _ := cli(t, m.bin, "status", "--config", m.config); !strings.Contains(out, want) {
+					t.Errorf("status while the passcode is asked for:\n%s", out)
 				}
 			}},
 		"wrong_backup_password":      {want: cause.WrongBackupPassword, faults: []string{"error-code=207"}, within: 10 * time.Second},
