@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/backupd/backupd/daemon/api"
+
 	"errors"
 	"fmt"
 	"net"
@@ -559,17 +561,4 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(b), 10)), nil }
 
 // String writes the size for people: "1.0 GiB".
-func (b ByteSize) String() string { return humanBytes(uint64(max(b, 0))) }
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
+func (b ByteSize) String() string { return api.FormatBytes(b) }

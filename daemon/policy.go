@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/backupd/backupd/daemon/api"
+
 	"errors"
 	"fmt"
 	"slices"
@@ -140,7 +142,7 @@ func (p Policy) decide(in checkInput) decision {
 			return decision{
 				verdict: verdictSkip,
 				cause:   cause.HostDiskFull,
-				note:    fmt.Sprintf("needs about %s free on the backup disk, %s free", humanBytes(need), humanBytes(in.free)),
+				note:    fmt.Sprintf("needs about %s free on the backup disk, %s free", api.FormatBytes(need), api.FormatBytes(in.free)),
 				until:   recheck,
 			}
 		}

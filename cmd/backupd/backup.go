@@ -158,7 +158,7 @@ func waitBackups(stream *client.EventStream, pending map[string]bool, asked map[
 			if p == nil {
 				continue
 			}
-			line := fmt.Sprintf("%s (%s): %3.0f%%  %s  %d files", nameOf(names, ev.UDID), shortUDID(ev.UDID), p.Percent, humanBytes(p.Bytes), p.Files)
+			line := fmt.Sprintf("%s (%s): %3.0f%%  %s  %d files", nameOf(names, ev.UDID), shortUDID(ev.UDID), p.Percent, api.FormatBytes(p.Bytes), p.Files)
 			if tty {
 				fmt.Fprintf(w, "\r\033[K%s", progressLine(nameOf(names, ev.UDID), ev.UDID, p))
 				progressShown = true
@@ -206,7 +206,7 @@ func waitBackups(stream *client.EventStream, pending map[string]bool, asked map[
 			delete(pending, ev.UDID)
 			if r.Outcome == api.OutcomeSuccess {
 				fmt.Fprintf(w, "%s (%s): backup done: %s, %d files in %s\n", nameOf(names, ev.UDID), shortUDID(ev.UDID),
-					humanBytes(r.Bytes), r.Files, r.End.Sub(r.Start).Round(100*time.Millisecond))
+					api.FormatBytes(r.Bytes), r.Files, r.End.Sub(r.Start).Round(100*time.Millisecond))
 				continue
 			}
 			exit = exitFailed
@@ -225,9 +225,9 @@ func progressLine(name, udid string, p *api.Progress) string {
 	pct := min(max(p.Percent, 0), 100)
 	filled := int(pct / 100 * barWidth)
 	bar := strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled)
-	line := fmt.Sprintf("%s (%s) [%s] %3.0f%%  %s  %d files", name, shortUDID(udid), bar, pct, humanBytes(p.Bytes), p.Files)
+	line := fmt.Sprintf("%s (%s) [%s] %3.0f%%  %s  %d files", name, shortUDID(udid), bar, pct, api.FormatBytes(p.Bytes), p.Files)
 	if p.BytesPerSecond > 0 {
-		line += fmt.Sprintf("  %s/s", humanBytes(int64(p.BytesPerSecond)))
+		line += fmt.Sprintf("  %s/s", api.FormatBytes(int64(p.BytesPerSecond)))
 	}
 	if p.ETASeconds > 0 {
 		line += "  ETA " + etaString(time.Duration(p.ETASeconds*float64(time.Second)))

@@ -130,7 +130,7 @@ func historyLine(r api.Run) string {
 		fmt.Fprintf(&b, " %s", r.Kind)
 	}
 	if r.Bytes > 0 || r.Files > 0 {
-		fmt.Fprintf(&b, "  %s, %d files", humanBytes(r.Bytes), r.Files)
+		fmt.Fprintf(&b, "  %s, %d files", api.FormatBytes(r.Bytes), r.Files)
 	}
 	if !r.End.IsZero() {
 		fmt.Fprintf(&b, "  in %s", r.End.Sub(r.Start).Round(100*time.Millisecond))

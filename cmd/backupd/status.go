@@ -217,7 +217,7 @@ func statusLine(d deviceEntry, now time.Time) string {
 	case d.State == api.StateBackingUp:
 		b.WriteString("; backing up now")
 		if p := d.Progress; p != nil {
-			fmt.Fprintf(&b, " %.0f%% (%s)", p.Percent, humanBytes(p.Bytes))
+			fmt.Fprintf(&b, " %.0f%% (%s)", p.Percent, api.FormatBytes(p.Bytes))
 		}
 	case d.Connected && d.State != api.StateSucceeded && d.State != api.StateFailed && d.State != api.StateSkipped:
 		fmt.Fprintf(&b, "; now %s", strings.ReplaceAll(string(d.State), "_", " "))
@@ -264,15 +264,3 @@ func plural(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}

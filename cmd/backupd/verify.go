@@ -232,7 +232,7 @@ func verifyLine(b api.VerifyResult) string {
 	if !b.Time.IsZero() {
 		fmt.Fprintf(&s, " of %s", b.Time.Local().Format("2006-01-02 15:04"))
 	}
-	fmt.Fprintf(&s, "  %s  %d files, %s", b.Path, b.Files, humanBytes(b.Size))
+	fmt.Fprintf(&s, "  %s  %d files, %s", b.Path, b.Files, api.FormatBytes(b.Size))
 	if b.Encrypted {
 		s.WriteString(", encrypted")
 	}

@@ -220,16 +220,16 @@ func (r *run) freeSpace(udid string, p probe, dir Check) Check {
 		why = "the next backup receives only what changed"
 	case p.hasFacts():
 		need += p.facts.DiskUsed
-		why = fmt.Sprintf("a first backup receives about what the iPhone stores, %s", humanBytes(p.facts.DiskUsed))
+		why = fmt.Sprintf("a first backup receives about what the iPhone stores, %s", api.FormatBytes(p.facts.DiskUsed))
 	default:
 		why = "the iPhone's size is unknown until it trusts this computer"
 	}
-	found := fmt.Sprintf("%s free; needs about %s (%s, plus policy.free_space_margin %s)", humanBytes(free), humanBytes(need), why, humanBytes(r.cfg.FreeSpaceMargin))
+	found := fmt.Sprintf("%s free; needs about %s (%s, plus policy.free_space_margin %s)", api.FormatBytes(free), api.FormatBytes(need), why, api.FormatBytes(r.cfg.FreeSpaceMargin))
 	if free < need {
 		return newCheck(IDFreeSpace, Failed, found).withCause(cause.HostDiskFull)
 	}
 	if full := r.cfg.FreeSpaceMargin + p.facts.DiskUsed; p.hasFacts() && free < full {
-		c := newCheck(IDFreeSpace, Warning, fmt.Sprintf("%s; a full backup would need about %s", found, humanBytes(full)))
+		c := newCheck(IDFreeSpace, Warning, fmt.Sprintf("%s; a full backup would need about %s", found, api.FormatBytes(full)))
 		return c.withCause(cause.HostDiskFull)
 	}
 	return newCheck(IDFreeSpace, OK, found)
@@ -274,7 +274,7 @@ func (r *run) lastRun(kd *api.Device) Check {
 			found += ", " + run.Kind
 		}
 		if run.Bytes > 0 {
-			found += ", " + humanBytes(uint64(run.Bytes))
+			found += ", " + api.FormatBytes(run.Bytes)
 		}
 		return newCheck(IDLastRun, OK, found)
 	case api.OutcomeRunning:

@@ -75,7 +75,7 @@ func (r *run) backupDir() Check {
 	os.Remove(f.Name())
 	found := dir + ": writable"
 	if free, err := r.deps.FreeSpace(dir); err == nil {
-		found += ", " + humanBytes(free) + " free"
+		found += ", " + api.FormatBytes(free) + " free"
 	}
 	return newCheck(IDBackupDir, OK, found)
 }
@@ -200,19 +200,6 @@ func knownDevice(k Known, udid string) *api.Device {
 	return nil
 }
 
-// humanBytes writes a size for people: "1.5 GiB".
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // roughly writes a duration the way a person says it.
 func roughly(d time.Duration) string {

@@ -11,6 +11,8 @@
 package notify
 
 import (
+	"github.com/backupd/backupd/daemon/api"
+
 	"fmt"
 	"strconv"
 	"strings"
@@ -169,7 +171,7 @@ func (e Event) MakeText() string {
 		b.WriteString(": backup done")
 		var parts []string
 		if e.Bytes > 0 {
-			parts = append(parts, humanBytes(e.Bytes))
+			parts = append(parts, api.FormatBytes(e.Bytes))
 		}
 		if e.Files > 0 {
 			parts = append(parts, strconv.FormatInt(e.Files, 10)+" files")
@@ -204,17 +206,4 @@ func (e Event) MakeText() string {
 	}
 	b.WriteString(".")
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
