@@ -200,7 +200,6 @@ func knownDevice(k Known, udid string) *api.Device {
 	return nil
 }
 
-
 // roughly writes a duration the way a person says it.
 func roughly(d time.Duration) string {
 	switch {
