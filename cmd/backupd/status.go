@@ -27,11 +27,13 @@ func socketPath(cfg fileConfig) string { return filepath.Join(cfg.StateDir, api.
 // openHistory opens the history read-only, for when no daemon runs; nil
 // with no error when there is no history yet.
 func openHistory(cfg fileConfig) (*store.Store, error) {
-	path := filepath.Join(cfg.StateDir, "history.db")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	st, err := store.Open(filepath.Join(cfg.StateDir, "history.db"), store.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, os.ErrNotExist) {
+		// No file, or the empty one a starting daemon has not yet
+		// initialised: no history yet either way.
 		return nil, nil
 	}
-	return store.Open(path, store.Options{ReadOnly: true, Timeout: time.Second})
+	return st, err
 }
 
 // statusReport is what `status --json` prints.

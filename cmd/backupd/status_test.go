@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +64,35 @@ func TestAge(t *testing.T) {
 		if got := age(d); got != want {
 			t.Errorf("age(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestStatusWhileHistoryIsCreated: the empty history.db a starting daemon
+// has created but not yet initialised reads as no history, not an error.
+func TestStatusWhileHistoryIsCreated(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+	}{
+		{"no file", func(*testing.T, string) {}},
+		{"empty file", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "history.db"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaultFileConfig()
+			cfg.StateDir = t.TempDir()
+			tt.setup(t, cfg.StateDir)
+			rep, err := gatherStatus(cfg, time.Now())
+			if err != nil {
+				t.Fatalf("gatherStatus: %v", err)
+			}
+			if rep.DaemonRunning || len(rep.Devices) != 0 {
+				t.Errorf("report = %+v, want no daemon and no devices", rep)
+			}
+		})
 	}
 }
