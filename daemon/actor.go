@@ -72,6 +72,10 @@ type actor struct {
 	log  zerolog.Logger
 
 	inbox chan actorMsg
+	// mb2 is held by whoever talks mobilebackup2 to the phone (a backup,
+	// or a change of its backup password): the phone serves one such
+	// request at a time.
+	mb2 chan struct{}
 
 	mu sync.Mutex
 	v  view
@@ -121,6 +125,7 @@ func newActor(d *Daemon, udid string) *actor {
 		udid:     udid,
 		log:      d.log.With().Str("udid", udid).Logger(),
 		inbox:    make(chan actorMsg, 64),
+		mb2:      make(chan struct{}, 1),
 		v:        view{state: api.StateAbsent, battery: -1},
 		recorded: map[cause.Code]bool{},
 	}
@@ -617,6 +622,14 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 	// shows its outcome, so that nobody ever sees more than
 	// max_concurrent devices backing up.
 	defer d.release()
+	// A password change under way ends first (it is bounded by the
+	// first-message timeout).
+	select {
+	case a.mb2 <- struct{}{}:
+	case <-ctx.Done():
+		return a.gone()
+	}
+	defer func() { <-a.mb2 }()
 
 	start := d.now()
 	run, err := d.beginRun(store.Run{

@@ -47,6 +47,14 @@ func (d *Daemon) setEncryption(ctx context.Context, udid string, enable bool, pa
 	case v.phase != phaseIdle:
 		return resp, &api.Error{Code: api.ErrBusy, Message: "a backup of this iPhone is under way or about to start; try again when it has ended"}
 	}
+	// Hold the phone's mobilebackup2 for the whole change, so that a
+	// backup due meanwhile waits instead of colliding with it.
+	select {
+	case a.mb2 <- struct{}{}:
+	default:
+		return resp, &api.Error{Code: api.ErrBusy, Message: "a backup of this iPhone is under way or about to start; try again when it has ended"}
+	}
+	defer func() { <-a.mb2 }()
 	ps, ok := d.eng.(passwordSetter)
 	if !ok {
 		return resp, errors.New("this daemon's backup engine cannot change the backup password")
