@@ -93,12 +93,14 @@ lists a command's flags.
 
 Exit codes:
   0  ok
-  1  error
+  1  error; also: verify found a backup incomplete, doctor found a
+     problem
   2  usage: unknown command or flag, bad arguments
-  3  the daemon is not running (status and devices still print what they
-     can find without it; backup cannot start one)
-  4  the backup failed or was skipped (backup --wait); the cause and its
-     fix are printed
+  3  the daemon is not running: status, history and devices print what
+     they can find without it, then exit 3; backup and encryption need
+     it (verify and doctor work the same either way)
+  4  the backup failed or was refused (backup), or the iPhone refused
+     the change (encryption); the cause and its fix are printed
   5  bad configuration: the file, line and key are printed; the daemon
      does not start
 `, defaultConfigPath())
