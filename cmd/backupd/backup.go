@@ -222,10 +222,16 @@ const barWidth = 20
 // progressLine is the live line on a terminal: a bar, the percentage,
 // what has come, the rate and the time left.
 func progressLine(name, udid string, p *api.Progress) string {
+	return fmt.Sprintf("%s (%s) %s", name, shortUDID(udid), progressBar(p))
+}
+
+// progressBar is a bar, the percentage, what has come, the rate and the
+// time left; backup --wait and status share it.
+func progressBar(p *api.Progress) string {
 	pct := min(max(p.Percent, 0), 100)
 	filled := int(pct / 100 * barWidth)
 	bar := strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled)
-	line := fmt.Sprintf("%s (%s) [%s] %3.0f%%  %s  %d files", name, shortUDID(udid), bar, pct, api.FormatBytes(p.Bytes), p.Files)
+	line := fmt.Sprintf("[%s] %3.0f%%  %s  %d files", bar, pct, api.FormatBytes(p.Bytes), p.Files)
 	if p.BytesPerSecond > 0 {
 		line += fmt.Sprintf("  %s/s", api.FormatBytes(int64(p.BytesPerSecond)))
 	}

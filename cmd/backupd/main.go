@@ -35,7 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "[--config PATH] [--log-format console|json]", "run the service in the foreground", cmdRun},
-		{"status", "[--json]", "show each iPhone's last backup and what the service is doing", cmdStatus},
+		{"status", "[--json] [--once]", "show each iPhone's last backup and what the service is doing", cmdStatus},
 		{"backup", "[UDID] [--full] [--wait]", "back up the connected iPhones (or one) now", cmdBackup},
 		{"history", "[UDID] [--json] [--limit N] [--outcome X]", "list past backups and why any failed", cmdHistory},
 		{"devices", "[--json]", "list the iPhones backupd knows and the ones plugged in", cmdDevices},

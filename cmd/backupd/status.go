@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -53,9 +54,10 @@ type deviceEntry struct {
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	var config string
-	var asJSON bool
-	fs := newFlagSet("status", "[--json]", &config)
+	var asJSON, once bool
+	fs := newFlagSet("status", "[--json] [--once]", &config)
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	fs.BoolVar(&once, "once", false, "on a terminal, print once instead of following a backup under way")
 	pos, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
 		return code
@@ -72,6 +74,17 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "backupd status: %v\n", err)
 		return exitError
+	}
+	if !asJSON && !once && rep.DaemonRunning && anyUnderWay(rep) {
+		if f, ok := stdout.(*os.File); ok && isTerminal(stdout) {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			if err := followStatus(ctx, cfg, f, rep); err != nil {
+				fmt.Fprintf(stderr, "backupd status: %v\n", err)
+				return exitError
+			}
+			return exitOK
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -175,20 +188,28 @@ func devicesFromHistory(cfg fileConfig) ([]api.Device, error) {
 }
 
 func printStatus(w io.Writer, rep statusReport, now time.Time) {
+	for _, l := range statusLines(rep, now) {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// statusLines is what status prints, a line each.
+func statusLines(rep statusReport, now time.Time) []string {
+	var lines []string
 	if !rep.DaemonRunning {
-		fmt.Fprintln(w, "daemon not running; from the history:")
+		lines = append(lines, "daemon not running; from the history:")
 	}
 	if h := rep.Health; h != nil && !h.Usbmuxd.Connected && h.Usbmuxd.Cause != "" {
 		// Nothing is backed up until this is fixed: say it first.
-		fmt.Fprintf(w, "usbmuxd unreachable (%s): %s Fix: %s\n", h.Usbmuxd.Cause, h.Usbmuxd.Summary, h.Usbmuxd.Fix)
+		lines = append(lines, fmt.Sprintf("usbmuxd unreachable (%s): %s Fix: %s", h.Usbmuxd.Cause, h.Usbmuxd.Summary, h.Usbmuxd.Fix))
 	}
 	if len(rep.Devices) == 0 {
-		fmt.Fprintln(w, "no iPhone seen yet")
-		return
+		return append(lines, "no iPhone seen yet")
 	}
 	for _, d := range rep.Devices {
-		fmt.Fprintln(w, statusLine(d, now))
+		lines = append(lines, statusLine(d, now))
 	}
+	return lines
 }
 
 // statusLine is one device's line.
@@ -219,7 +240,7 @@ func statusLine(d deviceEntry, now time.Time) string {
 	case d.State == api.StateBackingUp:
 		b.WriteString("; backing up now")
 		if p := d.Progress; p != nil {
-			fmt.Fprintf(&b, " %.0f%% (%s)", p.Percent, api.FormatBytes(p.Bytes))
+			b.WriteString(" " + progressBar(p))
 		}
 	case d.Connected && d.State != api.StateSucceeded && d.State != api.StateFailed && d.State != api.StateSkipped:
 		fmt.Fprintf(&b, "; now %s", strings.ReplaceAll(string(d.State), "_", " "))

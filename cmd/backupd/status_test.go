@@ -28,8 +28,8 @@ func TestStatusLine(t *testing.T) {
 			[]string{"iPhone (00008030…)", "(9 days ago) OVERDUE", "failed (disconnected): ", "Fix: Keep the iPhone connected"}, nil},
 		{"never", deviceEntry{Overdue: true, Device: api.Device{UDID: udid}}, []string{"never backed up OVERDUE"}, nil},
 		{"in progress", deviceEntry{Device: api.Device{UDID: udid, Connected: true, State: api.StateBackingUp,
-			LastSuccess: now.Add(-30 * time.Minute), Progress: &api.Progress{Percent: 42.4, Bytes: 5 << 20}}},
-			[]string{"(30 minutes ago)", "backing up now 42% (5.0 MiB)"}, []string{"last attempt"}},
+			LastSuccess: now.Add(-30 * time.Minute), Progress: &api.Progress{Percent: 42.4, Bytes: 5 << 20, Files: 7, BytesPerSecond: 1 << 20, ETASeconds: 95}}},
+			[]string{"(30 minutes ago)", "backing up now [########------------]  42%  5.0 MiB  7 files  1.0 MiB/s  ETA 1:35"}, []string{"last attempt"}},
 		{"waiting", deviceEntry{Device: api.Device{UDID: udid, Connected: true, State: api.StateWaiting, Cause: "trust_pending",
 			Summary: "s.", Fix: "tap Trust"}}, []string{"now waiting (trust_pending): s. Fix: tap Trust"}, nil},
 		{"awaiting passcode", deviceEntry{Device: api.Device{UDID: udid, Name: "Anna's iPhone", Connected: true, State: api.StateAwaitingPasscode,
@@ -94,5 +94,46 @@ func TestStatusWhileHistoryIsCreated(t *testing.T) {
 				t.Errorf("report = %+v, want no daemon and no devices", rep)
 			}
 		})
+	}
+}
+
+func TestClip(t *testing.T) {
+	tests := []struct {
+		s     string
+		width int
+		want  string
+	}{
+		{"short", 80, "short"},
+		{"exactly9!", 10, "exactly9!"},
+		{"exactly10!", 10, "exactly1…"},
+		{"a much longer line", 8, "a much…"},
+		{"Añña's iPhone", 6, "Añña…"},
+		{"tiny", 1, "tiny"},
+	}
+	for _, tt := range tests {
+		if got := clip(tt.s, tt.width); got != tt.want {
+			t.Errorf("clip(%q, %d) = %q, want %q", tt.s, tt.width, got, tt.want)
+		}
+	}
+}
+
+// TestLiveScreen: each redraw goes back up exactly the lines drawn
+// before, so a block that shrinks or grows is redrawn in place.
+func TestLiveScreen(t *testing.T) {
+	var b strings.Builder
+	s := &liveScreen{w: &b, width: 10}
+	s.draw([]string{"one", "two", "a line longer than ten"})
+	if got, want := b.String(), "\r\033[Kone\n\r\033[Ktwo\n\r\033[Ka line l…\n\033[J"; got != want {
+		t.Errorf("first draw %q, want %q", got, want)
+	}
+	b.Reset()
+	s.draw([]string{"three"})
+	if got, want := b.String(), "\033[3A\r\033[Kthree\n\033[J"; got != want {
+		t.Errorf("second draw %q, want %q", got, want)
+	}
+	b.Reset()
+	s.draw([]string{"x", "y"})
+	if !strings.HasPrefix(b.String(), "\033[1A") {
+		t.Errorf("third draw %q does not go back up 1 line", b.String())
 	}
 }
