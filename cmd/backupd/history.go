@@ -19,10 +19,11 @@ import (
 func cmdHistory(args []string, stdout, stderr io.Writer) int {
 	var config, outcome string
 	var asJSON bool
-	var limit int
-	fs := newFlagSet("history", "[UDID] [--json] [--limit N] [--outcome X]", &config)
+	var limit, pageNo int
+	fs := newFlagSet("history", "[UDID] [--json] [--limit N] [--page N] [--outcome X]", &config)
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.IntVar(&limit, "limit", 20, "the most runs to show")
+	fs.IntVar(&limit, "limit", 20, "the most runs to show: the page size")
+	fs.IntVar(&pageNo, "page", 1, "which page of --limit runs to show, newest first")
 	fs.StringVar(&outcome, "outcome", "", "only runs with this outcome: success, failed, skipped, interrupted, running (comma-separated for several)")
 	pos, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
@@ -34,6 +35,10 @@ func cmdHistory(args []string, stdout, stderr io.Writer) int {
 	}
 	if limit <= 0 {
 		fmt.Fprintln(stderr, "backupd history: --limit must be more than 0")
+		return exitUsage
+	}
+	if pageNo <= 0 {
+		fmt.Fprintln(stderr, "backupd history: --page must be 1 or more")
 		return exitUsage
 	}
 	q := api.RunsQuery{Limit: limit}
@@ -61,19 +66,31 @@ func cmdHistory(args []string, stdout, stderr io.Writer) int {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	var runs []api.Run
+	var page api.RunsPage
 	noDaemon := false
 	err := retryInUse(ctx, func() error {
-		page, err := c.Runs(ctx, q)
-		noDaemon = errors.Is(err, client.ErrNoDaemon)
-		switch {
-		case err == nil:
-			runs = page.Runs
-		case noDaemon:
-			runs, err = historyFromStore(cfg, q)
+		// Earlier pages are walked through by their cursors: a cursor
+		// stays right however many runs are added meanwhile.
+		q.Cursor = ""
+		for p := 1; p <= pageNo; p++ {
+			var err error
+			page, err = c.Runs(ctx, q)
+			noDaemon = errors.Is(err, client.ErrNoDaemon)
+			if noDaemon {
+				page, err = historyFromStore(cfg, q)
+			}
+			if err != nil {
+				return err
+			}
+			if p < pageNo && page.Next == "" {
+				page = api.RunsPage{}
+				break
+			}
+			q.Cursor = page.Next
 		}
-		return err
+		return nil
 	})
+	runs := page.Runs
 	if noDaemon {
 		fmt.Fprintln(stderr, "daemon not running; reading the history directly")
 	}
@@ -95,26 +112,29 @@ func cmdHistory(args []string, stdout, stderr io.Writer) int {
 	for _, r := range runs {
 		fmt.Fprintln(stdout, historyLine(r))
 	}
+	if page.Next != "" {
+		fmt.Fprintf(stdout, "(older runs: --page %d)\n", pageNo+1)
+	}
 	return exitOK
 }
 
-func historyFromStore(cfg fileConfig, q api.RunsQuery) ([]api.Run, error) {
+func historyFromStore(cfg fileConfig, q api.RunsQuery) (api.RunsPage, error) {
 	st, err := openHistory(cfg)
 	if err != nil || st == nil {
-		return nil, err
+		return api.RunsPage{}, err
 	}
 	defer st.Close()
-	hq := store.HistoryQuery{Limit: q.Limit}
+	hq := store.HistoryQuery{Limit: q.Limit, Cursor: q.Cursor}
 	for _, o := range q.Outcomes {
 		hq.Outcomes = append(hq.Outcomes, store.Outcome(o))
 	}
 	page, err := st.History(q.UDID, hq)
 	if err != nil {
-		return nil, err
+		return api.RunsPage{}, err
 	}
-	var out []api.Run
+	out := api.RunsPage{Next: page.Next}
 	for _, r := range page.Runs {
-		out = append(out, *daemon.RunView(r))
+		out.Runs = append(out.Runs, *daemon.RunView(r))
 	}
 	return out, nil
 }

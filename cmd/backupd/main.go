@@ -37,7 +37,7 @@ func commands() []command {
 		{"run", "[--config PATH] [--log-format console|json]", "run the service in the foreground", cmdRun},
 		{"status", "[--json] [--once]", "show each iPhone's last backup and what the service is doing", cmdStatus},
 		{"backup", "[UDID] [--full] [--wait]", "back up the connected iPhones (or one) now", cmdBackup},
-		{"history", "[UDID] [--json] [--limit N] [--outcome X]", "list past backups and why any failed", cmdHistory},
+		{"history", "[UDID] [--json] [--limit N] [--page N] [--outcome X]", "list past backups and why any failed", cmdHistory},
 		{"devices", "[--json]", "list the iPhones backupd knows and the ones plugged in", cmdDevices},
 		{"install", "[--config PATH]", "install backupd as a system service and start it", cmdService("install")},
 		{"uninstall", "", "stop and remove the system service (backups stay)", cmdService("uninstall")},
