@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"github.com/backupd/backupd/daemon"
-	"github.com/mattn/go-isatty"
 )
 
 // cmdRun runs the daemon in the foreground until SIGINT or SIGTERM.
@@ -51,7 +50,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if format == "" {
 		format = string(daemon.LogJSON)
-		if f, ok := stderr.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+		if isTerminal(stderr) {
 			format = string(daemon.LogConsole)
 		}
 	}
