@@ -113,7 +113,9 @@ func cmdHistory(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, historyLine(r))
 	}
 	if page.Next != "" {
-		fmt.Fprintf(stdout, "(older runs: --page %d)\n", pageNo+1)
+		// A hint, on stderr with the other remarks, so that stdout stays
+		// a run a line.
+		fmt.Fprintf(stderr, "older runs: --page %d\n", pageNo+1)
 	}
 	return exitOK
 }

@@ -67,9 +67,13 @@ func TestHistoryPages(t *testing.T) {
 				t.Errorf("runs %q, want %q", notes, tt.notes)
 			}
 			out.Reset()
+			errb.Reset()
 			run([]string{"history", "--config", config, "--limit", "2", "--page", tt.page}, &out, &errb)
-			if got := strings.Contains(out.String(), "(older runs: --page"); got != tt.more {
-				t.Errorf("plain output says older runs: %v, want %v:\n%s", got, tt.more, out.String())
+			if got := strings.Contains(errb.String(), "older runs: --page"); got != tt.more {
+				t.Errorf("says older runs: %v, want %v:\n%s", got, tt.more, errb.String())
+			}
+			if n := strings.Count(out.String(), "\n"); n != max(len(tt.notes), 1) {
+				t.Errorf("%d lines on stdout, want a run a line:\n%s", n, out.String())
 			}
 		})
 	}

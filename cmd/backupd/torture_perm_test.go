@@ -61,9 +61,11 @@ func TestTorturePermissions(t *testing.T) {
 	}
 
 	consoleRun := runDaemon("console")
-	waitFor(t, "the daemon", func() bool {
-		_, err := c.Health(ctxFor(t, 5*time.Second))
-		return err == nil
+	// The new daemon must see the phone (it settles first) before a
+	// backup of it can be asked for.
+	waitFor(t, "the daemon to see the phone", func() bool {
+		d, err := c.Device(ctxFor(t, 5*time.Second), udid)
+		return err == nil && d.Connected && d.State != api.StateSettling
 	})
 	if out, errOut, code := cli(t, e.bin, "backup", udid, "--wait", "--config", e.config); code != exitOK {
 		t.Fatalf("backup --wait: exit %d\n%s\n%s", code, out, errOut)
