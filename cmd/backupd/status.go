@@ -139,7 +139,7 @@ func gatherStatus(cfg fileConfig, now time.Time) (statusReport, error) {
 		}
 		rep.Devices = append(rep.Devices, deviceEntry{
 			Device:  d,
-			Overdue: d.LastSuccess.IsZero() || now.Sub(d.LastSuccess) > cfg.OverdueAfter.D(),
+			Overdue: overdue(d, now, cfg.OverdueAfter.D()),
 		})
 	}
 	sort.SliceStable(rep.Devices, func(i, j int) bool {
@@ -191,6 +191,18 @@ func printStatus(w io.Writer, rep statusReport, now time.Time) {
 	for _, l := range statusLines(rep, now) {
 		fmt.Fprintln(w, l)
 	}
+}
+
+// overdue reports whether a device has gone without a successful backup
+// for longer than after: since its last success, or since backupd first
+// saw it when it never had one (a phone plugged in for the first time is
+// not overdue while its first backup runs).
+func overdue(d api.Device, now time.Time, after time.Duration) bool {
+	since := d.LastSuccess
+	if since.IsZero() {
+		since = d.FirstSeen
+	}
+	return !since.IsZero() && now.Sub(since) > after
 }
 
 // statusLines is what status prints, a line each.

@@ -137,3 +137,24 @@ func TestLiveScreen(t *testing.T) {
 		t.Errorf("third draw %q does not go back up 1 line", b.String())
 	}
 }
+
+func TestOverdue(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	week := 7 * 24 * time.Hour
+	tests := []struct {
+		name string
+		d    api.Device
+		want bool
+	}{
+		{"backed up yesterday", api.Device{LastSuccess: now.Add(-24 * time.Hour), FirstSeen: now.Add(-30 * 24 * time.Hour)}, false},
+		{"backed up 8 days ago", api.Device{LastSuccess: now.Add(-8 * 24 * time.Hour)}, true},
+		{"new phone, first backup under way", api.Device{FirstSeen: now.Add(-time.Minute)}, false},
+		{"seen 8 days ago, never backed up", api.Device{FirstSeen: now.Add(-8 * 24 * time.Hour)}, true},
+		{"nothing known", api.Device{}, false},
+	}
+	for _, tt := range tests {
+		if got := overdue(tt.d, now, week); got != tt.want {
+			t.Errorf("%s: overdue = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
