@@ -41,8 +41,9 @@ const (
 	Stalled              Code = "stalled"
 	IOSUnsupported       Code = "ios_unsupported"
 	Interrupted          Code = "interrupted"
-	Recent               Code = "recent"      // skipped: backed up less than min_interval ago (daemon policy)
-	QuietHours           Code = "quiet_hours" // skipped: plugged in during the configured quiet hours
+	Recent               Code = "recent"        // skipped: backed up less than min_interval ago (daemon policy)
+	QuietHours           Code = "quiet_hours"   // skipped: plugged in during the configured quiet hours
+	NotEncrypted         Code = "not_encrypted" // skipped: policy.encryption = "required" and the iPhone does not encrypt
 	ProtocolError        Code = "protocol_error"
 	Unknown              Code = "unknown"
 )
@@ -232,6 +233,12 @@ func catalogue() []Info {
 			Fix:       "Nothing: the backup starts when the quiet hours end if the iPhone is still connected; to back it up now, ask for a backup with \"backupd backup\".",
 			Severity:  SeverityInfo,
 			Transient: true,
+		},
+		{
+			Code:     NotEncrypted,
+			Summary:  "This iPhone does not encrypt its backups, and the configuration allows only encrypted backups.",
+			Fix:      "Turn on backup encryption with \"backupd encryption on\" (or in Finder or iTunes) and keep the password somewhere safe: nobody can recover it.",
+			Severity: SeverityWarning,
 		},
 		{
 			Code:     ProtocolError,

@@ -21,7 +21,7 @@ var designCodes = []Code{
 	"battery_low", "stalled", "ios_unsupported", "interrupted",
 	"protocol_error",
 	"not_paired", "unknown", "device_in_setup", "corrupt_backup",
-	"verify_failed", "recent", "quiet_hours",
+	"verify_failed", "recent", "quiet_hours", "not_encrypted",
 }
 
 func TestCatalogueComplete(t *testing.T) {

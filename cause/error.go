@@ -109,8 +109,9 @@ func (e *Error) CauseCode() Code { return e.Code }
 //   - interrupted (backupd stopped) explains the disconnect and stall it
 //     causes; cable_unstable explains a disconnect; a stall that we gave up
 //     on ends in a disconnect, not the other way round.
-//   - recent and quiet_hours are the daemon's own decisions not to start a
-//     backup; they never sit in an error tree beside another cause.
+//   - recent, quiet_hours and not_encrypted are the daemon's own decisions
+//     not to start a backup; they never sit in an error tree beside
+//     another cause.
 //   - slow_link is a warning, rarely the reason a backup failed.
 //   - protocol_error and unknown are what is left when nothing else fits.
 func precedence() []Code {
@@ -138,6 +139,7 @@ func precedence() []Code {
 		Disconnected,
 		Recent,
 		QuietHours,
+		NotEncrypted,
 		SlowLink,
 		ProtocolError,
 		Unknown,

@@ -55,6 +55,12 @@ type Config struct {
 	Metrics   MetricsConfig   `toml:"metrics"`
 }
 
+// Values of Policy.Encryption.
+const (
+	EncryptionAny      = "any"
+	EncryptionRequired = "required"
+)
+
 // Policy decides whether and when a connected iPhone is backed up.
 type Policy struct {
 	// MinInterval is the least time between two successful backups of a
@@ -81,6 +87,11 @@ type Policy struct {
 	// UDIDs never backed up. A device on both is denied.
 	Allow []string `toml:"allow"`
 	Deny  []string `toml:"deny"`
+	// Encryption is "any" (back up whatever the iPhone sends) or
+	// "required": an iPhone that does not encrypt its backups is not
+	// backed up (not_encrypted). An encrypted backup also holds the
+	// passwords, Health and Wi-Fi data an unencrypted one leaves out.
+	Encryption string `toml:"encryption"`
 	// WiFi lets devices that usbmuxd reaches over the network be backed
 	// up. A device connected both ways is backed up over USB.
 	WiFi bool `toml:"wifi"`
@@ -218,6 +229,7 @@ func DefaultConfig() Config {
 		Policy: Policy{
 			MinInterval:      Duration(24 * time.Hour),
 			MinBattery:       20,
+			Encryption:       EncryptionAny,
 			FreeSpaceMargin:  1 << 30,
 			MaxConcurrent:    1,
 			RetryInitial:     Duration(time.Minute),
@@ -309,6 +321,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, _, err := p.QuietHours.window(); err != nil {
 		bad("policy.quiet_hours", "%v", err)
+	}
+	if p.Encryption != EncryptionAny && p.Encryption != EncryptionRequired {
+		bad("policy.encryption", "must be %q or %q, got %q", EncryptionAny, EncryptionRequired, p.Encryption)
 	}
 	for _, list := range []struct {
 		key  string

@@ -1,14 +1,13 @@
 package daemon
 
 import (
-	"github.com/backupd/backupd/daemon/api"
-
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -127,6 +126,16 @@ func (p Policy) decide(in checkInput) decision {
 			verdict: verdictSkip,
 			cause:   cause.BatteryLow,
 			note:    fmt.Sprintf("battery at %d%% and not charging; backups wait for %d%% (policy.min_battery)", f.BatteryLevel, p.MinBattery),
+			until:   recheck,
+		}
+	}
+	if p.Encryption == EncryptionRequired && !f.WillEncrypt {
+		// Rechecked, since encryption can be turned on in Finder or
+		// iTunes as well as with backupd encryption on.
+		return decision{
+			verdict: verdictSkip,
+			cause:   cause.NotEncrypted,
+			note:    `the iPhone does not encrypt its backups and policy.encryption is "required"`,
 			until:   recheck,
 		}
 	}

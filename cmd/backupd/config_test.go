@@ -225,6 +225,7 @@ func TestConfigErrors(t *testing.T) {
 		{"battery over 100", head + "\n[policy]\n\nmin_battery = 101\n", []string{":6: policy.min_battery: must be a percentage"}},
 		{"two problems", head + "log_level = \"loud\"\n[stability]\nflap_count = 0\n", []string{":3: log_level:", ":5: stability.flap_count:"}},
 		{"zero overdue", head + "overdue_after = \"0\"\n", []string{":3: overdue_after: must be more than 0"}},
+		{"bad encryption policy", head + "[policy]\nencryption = \"always\"\n", []string{":4: policy.encryption: must be \"any\" or \"required\""}},
 		{"bad log_format", head + "log_format = \"xml\"\n", []string{":3: log_format: \"xml\": want console or json"}},
 		{"bad event", head + "[notify]\nevents = [\"sucess\"]\n", []string{":4: notify.events: \"sucess\" is not an event"}},
 		{"zero notify timeout", head + "[notify]\ntimeout = \"0\"\n", []string{":4: notify.timeout: must be more than 0"}},

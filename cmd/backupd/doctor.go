@@ -82,13 +82,14 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := doctor.Run(ctx, doctor.Config{
-		BackupDir:       cfg.BackupDir,
-		FreeSpaceMargin: uint64(max(cfg.Policy.FreeSpaceMargin, 0)),
-		MinBattery:      cfg.Policy.MinBattery,
-		WiFi:            cfg.Policy.WiFi,
-		Clone:           cfg.Backup.Clone,
-		OverdueAfter:    cfg.OverdueAfter.D(),
-		UDID:            udid,
+		BackupDir:         cfg.BackupDir,
+		FreeSpaceMargin:   uint64(max(cfg.Policy.FreeSpaceMargin, 0)),
+		MinBattery:        cfg.Policy.MinBattery,
+		WiFi:              cfg.Policy.WiFi,
+		RequireEncryption: cfg.Policy.Encryption == "required",
+		Clone:             cfg.Backup.Clone,
+		OverdueAfter:      cfg.OverdueAfter.D(),
+		UDID:              udid,
 	}, doctor.Live(mux, cfg.StateDir, cfg.BackupDir))
 	if err != nil {
 		fmt.Fprintf(stderr, "backupd doctor: %v\n", err)

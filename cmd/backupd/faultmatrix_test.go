@@ -117,6 +117,7 @@ func faultMatrix() map[string]matrixRow {
 		"slow_link":       {want: cause.SlowLink, sim: []string{"--product-type", "iPhone16,1", "--speed", "480000000"}, within: 15 * time.Second},
 		"device_busy":     {want: cause.DeviceBusy, faults: []string{"lock-never-granted=true"}, backup: short, within: 10 * time.Second},
 		"battery_low":     {want: cause.BatteryLow, before: [][]string{{"battery", "", "5"}}, within: 5 * time.Second},
+		"not_encrypted":   {want: cause.NotEncrypted, policy: map[string]string{"encryption": `"required"`}, within: 5 * time.Second},
 		"stalled":         {want: cause.Stalled, faults: []string{"stall-after-bytes=1"}, backup: short, within: 10 * time.Second},
 		"ios_unsupported": {want: cause.IOSUnsupported, faults: []string{"no-common-version=true"}, within: 10 * time.Second},
 		"interrupted": {want: cause.Interrupted, faults: []string{"slow-link=50000"}, within: 15 * time.Second,

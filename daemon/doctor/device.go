@@ -66,7 +66,7 @@ func (r *run) device(ctx context.Context, t target, known Known, dir Check) Devi
 		pairRecordCheck(p.recErr),
 		lockdownCheck(p),
 		r.battery(p),
-		encryptionCheck(p),
+		r.encryption(p),
 		r.freeSpace(t.dev.UDID, p, dir),
 		r.syncLock(ctx, t.dev, p, kd, known.DaemonRunning),
 		r.lastRun(kd),
@@ -195,12 +195,15 @@ func (r *run) battery(p probe) Check {
 	return newCheck(IDBattery, OK, found)
 }
 
-func encryptionCheck(p probe) Check {
+func (r *run) encryption(p probe) Check {
 	switch {
 	case !p.hasFacts():
 		return needSession(IDEncryption)
 	case p.facts.WillEncrypt:
 		return newCheck(IDEncryption, OK, "backups are encrypted: a backup password is set on the iPhone")
+	case r.cfg.RequireEncryption:
+		c := newCheck(IDEncryption, Failed, `backups are not encrypted, and policy.encryption is "required": backupd will not back this iPhone up`)
+		return c.withCause(cause.NotEncrypted)
 	}
 	return newCheck(IDEncryption, OK, `backups are not encrypted: no backup password is set on the iPhone ("backupd encryption on" sets one)`)
 }

@@ -147,6 +147,8 @@ type Config struct {
 	MinBattery int
 	// WiFi is policy.wifi.
 	WiFi bool
+	// RequireEncryption is policy.encryption = "required".
+	RequireEncryption bool
 	// Clone is backup.clone: "none" keeps no versions, so hard links do
 	// not matter.
 	Clone string

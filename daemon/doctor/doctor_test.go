@@ -388,12 +388,24 @@ func TestBatteryAndEncryption(t *testing.T) {
 			}
 		})
 	}
-	for _, enc := range []bool{false, true} {
+	for _, tc := range []struct {
+		encrypts, required bool
+		want               Status
+		cause              cause.Code
+	}{
+		{false, false, OK, ""},
+		{true, false, OK, ""},
+		{true, true, OK, ""},
+		{false, true, Failed, cause.NotEncrypted},
+	} {
 		w := healthy(t)
-		w.mux.facts.WillEncrypt = enc
+		w.mux.facts.WillEncrypt, w.cfg.RequireEncryption = tc.encrypts, tc.required
 		c := find(t, w.run(t), udid, IDEncryption)
-		if c.Status != OK || strings.Contains(c.Found, "not encrypted") == enc {
-			t.Errorf("WillEncrypt %v: %+v", enc, c)
+		if c.Status != tc.want || c.Cause != tc.cause || strings.Contains(c.Found, "not encrypted") == tc.encrypts {
+			t.Errorf("WillEncrypt %v, required %v: %+v", tc.encrypts, tc.required, c)
+		}
+		if tc.want == Failed && c.Fix != cause.Lookup(cause.NotEncrypted).Fix {
+			t.Errorf("fix %q, want not_encrypted's", c.Fix)
 		}
 	}
 }
