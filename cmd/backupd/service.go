@@ -67,7 +67,7 @@ func where() (file, logs string) {
 	case "linux-systemd":
 		return "/etc/systemd/system/" + serviceName + ".service", "journalctl -u " + serviceName
 	case "darwin-launchd":
-		return "/Library/LaunchDaemons/" + serviceName + ".plist", "/usr/local/var/log/" + serviceName + ".err.log"
+		return "/Library/LaunchDaemons/" + serviceName + ".plist", "/var/log/" + serviceName + ".err.log"
 	case "windows-service":
 		return "the Windows service " + serviceName, "Event Viewer, Windows Logs > Application"
 	case "unix-systemv", "linux-upstart", "linux-openrc":
