@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/backupd/backupd/daemon"
@@ -44,6 +45,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printConfigError(stderr, err)
 		return exitBadConfig
+	}
+	if underServiceManager() {
+		f, err := openServiceLog(cfg.StateDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "backupd run: %v\n", err)
+			return exitError
+		}
+		defer f.Close()
+		stderr = f
 	}
 	if format == "" {
 		format = cfg.LogFormat
@@ -95,4 +105,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info().Msg("backupd stopped")
 	return exitOK
+}
+
+// openServiceLog opens (appending) the log file a daemon run by the
+// Windows service manager writes instead of stderr.
+func openServiceLog(stateDir string) (*os.File, error) {
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create state_dir for the log: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, serviceLogName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the log: %w", err)
+	}
+	return f, nil
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -54,5 +57,34 @@ func TestRun(t *testing.T) {
 			check("stdout", out.String(), tt.stdout, tt.stdoutFull)
 			check("stderr", errb.String(), tt.stderr, false)
 		})
+	}
+}
+
+// TestServiceLog: the log of a daemon under the Windows service manager
+// goes to state_dir/backupd.log, appended to and private to its owner.
+func TestServiceLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	for _, line := range []string{"first\n", "second\n"} {
+		f, err := openServiceLog(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(line); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	path := filepath.Join(dir, serviceLogName)
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != "first\nsecond\n" {
+		t.Fatalf("log = %q, %v; want both lines", b, err)
+	}
+	if runtime.GOOS != "windows" {
+		if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+			t.Errorf("log mode %v, want 0600", fi.Mode().Perm())
+		}
+	}
+	if _, logs := where(dir); runtime.GOOS == "windows" && logs != path {
+		t.Errorf("where says the log is %s, want %s", logs, path)
 	}
 }

@@ -62,14 +62,14 @@ func serviceConfig(configPath string) (*service.Config, error) {
 
 // where says where the platform's service manager keeps the definition
 // and how to read the logs.
-func where() (file, logs string) {
+func where(stateDir string) (file, logs string) {
 	switch service.ChosenSystem().String() {
 	case "linux-systemd":
 		return "/etc/systemd/system/" + serviceName + ".service", "journalctl -u " + serviceName
 	case "darwin-launchd":
 		return "/Library/LaunchDaemons/" + serviceName + ".plist", "/var/log/" + serviceName + ".err.log"
 	case "windows-service":
-		return "the Windows service " + serviceName, "Event Viewer, Windows Logs > Application"
+		return "the Windows service " + serviceName, filepath.Join(stateDir, serviceLogName)
 	case "unix-systemv", "linux-upstart", "linux-openrc":
 		return "/etc/init.d/" + serviceName, "/var/log/" + serviceName + ".err"
 	}
@@ -89,12 +89,11 @@ func cmdService(action string) func(args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "backupd %s: unexpected argument %q\n", action, pos[0])
 			return exitUsage
 		}
-		if action == "install" {
+		cfg, _, err := loadConfig(config)
+		if err != nil && action == "install" {
 			// Refuse to install a service that would not start.
-			if _, _, err := loadConfig(config); err != nil {
-				printConfigError(stderr, err)
-				return exitBadConfig
-			}
+			printConfigError(stderr, err)
+			return exitBadConfig
 		}
 		sc, err := serviceConfig(config)
 		if err != nil {
@@ -106,7 +105,7 @@ func cmdService(action string) func(args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
 			return exitError
 		}
-		file, logs := where()
+		file, logs := where(cfg.StateDir)
 		switch action {
 		case "install":
 			if err := s.Install(); err != nil {
@@ -146,11 +145,19 @@ func cmdService(action string) func(args []string, stdout, stderr io.Writer) int
 	}
 }
 
+// serviceLogName is the log file in state_dir of a daemon the Windows
+// service manager runs: a Windows service has no stderr to log to.
+const serviceLogName = "backupd.log"
+
+// underServiceManager reports whether the Windows service manager runs
+// this process.
+func underServiceManager() bool { return runtime.GOOS == "windows" && !service.Interactive() }
+
 // runManaged runs the daemon. Under the Windows service manager it must
 // report that it started and be asked to stop through the manager;
 // elsewhere a service manager sends SIGTERM, which ctx already carries.
 func runManaged(ctx context.Context, run func(context.Context) error) error {
-	if runtime.GOOS != "windows" || service.Interactive() {
+	if !underServiceManager() {
 		return run(ctx)
 	}
 	m := &managed{ctx: ctx, run: run}
