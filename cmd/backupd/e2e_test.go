@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/usbmux"
 )
 
 // The end-to-end tests build backupd and iphonesim and run them as a user
@@ -250,6 +252,10 @@ func TestE2EBackupStatusAndFailure(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, d.Name+" ("+udid[:8]) || !strings.Contains(out, "last backup ") || !strings.Contains(out, "just now") || !strings.Contains(out, "success") {
 		t.Errorf("status: exit %d, output:\n%s", code, out)
 	}
+	out, _, code = cli(t, e.bin, "devices", "--config", e.config)
+	if code != exitOK || !strings.Contains(out, udid+"  "+d.Name) || !strings.Contains(out, "connected over USB 480 Mbit/s, succeeded") {
+		t.Errorf("devices: exit %d, output:\n%s", code, out)
+	}
 
 	// backup --wait: a manual backup that succeeds.
 	out, errOut, code := cli(t, e.bin, "backup", "--wait", "--config", e.config)
@@ -333,11 +339,41 @@ func TestE2EDevicesWithoutDaemon(t *testing.T) {
 	if code != exitNoDaemon || !strings.Contains(errOut, "daemon not running") || strings.Count(out, " USB") != 2 {
 		t.Errorf("devices: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	if strings.Count(out, "  trusted") != 2 || !strings.Contains(out, "Simulated iPhone") {
+		t.Errorf("devices does not say both phones trust this computer:\n%s", out)
+	}
+	// A locked phone says so, and what to do; asking raises no prompt.
+	locked := rep0(t, e)
+	e.ctl(t, "lock", locked)
 	out, _, code = cli(t, e.bin, "devices", "--json", "--config", e.config)
 	var rep devicesReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitNoDaemon || len(rep.Plugged) != 2 || rep.DaemonRunning {
-		t.Errorf("devices --json: exit %d, err %v:\n%s", code, err, out)
+		t.Fatalf("devices --json: exit %d, err %v:\n%s", code, err, out)
 	}
+	for _, p := range rep.Plugged {
+		want := usbmux.Trusted
+		if p.UDID == locked {
+			want = usbmux.DeviceLocked
+		}
+		if p.Trust != want || p.ConnType != "USB" || p.Speed == 0 {
+			t.Errorf("%s: %+v, want trust %s over USB with its speed", p.UDID, p, want)
+		}
+	}
+	out, _, _ = cli(t, e.bin, "devices", "--config", e.config)
+	if !strings.Contains(out, "device_locked: "+cause.Lookup(cause.DeviceLocked).Fix) {
+		t.Errorf("devices does not name the locked phone and its fix:\n%s", out)
+	}
+}
+
+// rep0 is the UDID of the first phone usbmuxd lists.
+func rep0(t *testing.T, e env) string {
+	t.Helper()
+	out, _, _ := cli(t, e.bin, "devices", "--json", "--config", e.config)
+	var rep devicesReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Plugged) == 0 {
+		t.Fatalf("devices --json: %v:\n%s", err, out)
+	}
+	return rep.Plugged[0].UDID
 }
 
 // TestE2EBadConfig: backupd run refuses a bad configuration file, naming

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
@@ -175,8 +176,13 @@ func writeJSON(w io.Writer, v any) int {
 // plugged is a device usbmuxd lists, for `devices` without a daemon.
 type plugged struct {
 	UDID     string `json:"udid"`
+	Name     string `json:"name,omitempty"`
 	ConnType string `json:"conn_type"`
 	Speed    uint64 `json:"link_speed,omitempty"`
+	// Trust is usbmux's verdict (trusted, trust_pending, device_locked,
+	// ...); TrustError says why there is none.
+	Trust      usbmux.Trust `json:"trust,omitempty"`
+	TrustError string       `json:"trust_error,omitempty"`
 }
 
 // devicesReport is what `devices --json` prints.
@@ -223,8 +229,16 @@ func cmdDevices(args []string, stdout, stderr io.Writer) int {
 			conn := "not connected"
 			if d.Connected {
 				conn = "connected over " + d.Link
+				if d.LinkSpeed > 0 {
+					conn += fmt.Sprintf(" %d Mbit/s", d.LinkSpeed/1e6)
+				}
 			}
-			fmt.Fprintf(stdout, "%s  %s  %s iOS %s  %s, %s\n", d.UDID, orDash(d.Name), orDash(d.ProductType), orDash(d.IOSVersion), conn, strings.ReplaceAll(string(d.State), "_", " "))
+			state := strings.ReplaceAll(string(d.State), "_", " ")
+			if d.Cause != "" {
+				// Trust, lock and the other reasons a phone waits.
+				state += fmt.Sprintf(" (%s)", d.Cause)
+			}
+			fmt.Fprintf(stdout, "%s  %s  %s iOS %s  %s, %s\n", d.UDID, orDash(d.Name), orDash(d.ProductType), orDash(d.IOSVersion), conn, state)
 		}
 		return exitOK
 	}
@@ -241,14 +255,24 @@ func cmdDevices(args []string, stdout, stderr io.Writer) int {
 			return exitBadConfig
 		}
 	}
-	list, err := usbmux.NewClient(usbmux.Config{Addr: addr}).ListDevices(ctx)
+	mux := usbmux.NewClient(usbmux.Config{Addr: addr})
+	list, err := mux.ListDevices(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "backupd devices: usbmuxd at %s: %v\n", addr, err)
 		return exitNoDaemon
 	}
 	rep := devicesReport{Plugged: []plugged{}}
 	for _, d := range list {
-		rep.Plugged = append(rep.Plugged, plugged{UDID: d.UDID, ConnType: d.ConnType, Speed: d.Speed})
+		p := plugged{UDID: d.UDID, ConnType: d.ConnType, Speed: d.Speed}
+		// Asking never raises a Trust prompt: that is the daemon's to do.
+		if p.Trust, err = mux.CheckTrust(ctx, d, usbmux.TrustOptions{}); err != nil {
+			p.TrustError = err.Error()
+		} else if p.Trust == usbmux.Trusted {
+			if f, err := mux.Facts(ctx, d); err == nil {
+				p.Name = f.Name
+			}
+		}
+		rep.Plugged = append(rep.Plugged, p)
 	}
 	if asJSON {
 		writeJSON(stdout, rep)
@@ -258,9 +282,18 @@ func cmdDevices(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "no iPhone plugged in")
 	}
 	for _, d := range rep.Plugged {
-		fmt.Fprintf(stdout, "%s  %s", d.UDID, d.ConnType)
+		fmt.Fprintf(stdout, "%s  %s  %s", d.UDID, orDash(d.Name), d.ConnType)
 		if d.Speed > 0 {
 			fmt.Fprintf(stdout, " %d Mbit/s", d.Speed/1e6)
+		}
+		switch {
+		case d.TrustError != "":
+			fmt.Fprintf(stdout, "  trust unknown: %s", d.TrustError)
+		case d.Trust == usbmux.Trusted:
+			fmt.Fprint(stdout, "  trusted")
+		default:
+			in := cause.Lookup(d.Trust.Cause())
+			fmt.Fprintf(stdout, "  %s: %s", d.Trust, in.Fix)
 		}
 		fmt.Fprintln(stdout)
 	}
