@@ -31,6 +31,10 @@ LDFLAGS   := -X main.version=$(VERSION)
 # staticcheck 2026.2.2; the 2026.x releases are the ones that know Go 1.26.
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+# bbolt's own command, at the version go.mod uses, for `bbolt check` of the
+# history after kill -9 (the torture tests find it on PATH).
+BBOLT_VERSION := $(shell $(GO) list -m -f '{{.Version}}' go.etcd.io/bbolt)
+BBOLT := $(TOOLS)/bbolt-$(BBOLT_VERSION)/bbolt
 
 # Every command under cmd/ (backupd, iphonesim) becomes bin/<name>.
 CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
@@ -49,8 +53,8 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
-test: deps vet
-	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
+test: deps vet $(BBOLT)
+	PATH="$(dir $(BBOLT)):$$PATH" $(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
 	$(MAKE) --no-print-directory cross
 
 vet:
@@ -100,6 +104,10 @@ bench:
 bench-compare: deps
 	scripts/bench-compare.sh
 
+$(BBOLT):
+	@mkdir -p $(dir $@)
+	GOBIN=$(dir $@) $(GO) install go.etcd.io/bbolt/cmd/bbolt@$(BBOLT_VERSION)
+
 $(STATICCHECK):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -120,8 +128,8 @@ fuzz:
 # disks, hostile devices and the rest at full size, then every Fuzz target,
 # and a summary table; fails on any failure or byte outside a root. Its
 # quick subset runs in make test. FUZZTIME defaults to 10m here.
-torture: deps
-	GO=$(GO) FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/torture.sh
+torture: deps $(BBOLT)
+	PATH="$(dir $(BBOLT)):$$PATH" GO=$(GO) FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/torture.sh
 
 clean:
 	rm -rf $(BIN)
