@@ -207,19 +207,8 @@ func TestE2EDoctorUntrusted(t *testing.T) {
 // daemon.
 func newPairingEnv(t *testing.T, pairing string) env {
 	t.Helper()
-	bin := binaries(t)
-	dir := shortDir(t)
-	e := env{bin: bin, dir: dir, config: filepath.Join(dir, "c.toml"), mux: filepath.Join(dir, "mux.sock")}
-	if err := os.Mkdir(filepath.Join(dir, "backups"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, e.config, fmt.Sprintf("state_dir = %q\nbackup_dir = %q\nusbmuxd = \"UNIX:%s\"\n[policy]\nfree_space_margin = 0\n",
-		filepath.Join(dir, "state"), filepath.Join(dir, "backups"), e.mux))
-	start(t, filepath.Join(bin, "iphonesim"), "--socket", e.mux, "--pairing", pairing, "--files", "10")
-	waitFor(t, "iphonesim's control socket", func() bool {
-		_, err := os.Stat(e.mux + ".ctl")
-		return err == nil
-	})
+	e := configEnv(t, "")
+	startSim(t, e.bin, e.mux, "--pairing", pairing, "--files", "10")
 	return e
 }
 

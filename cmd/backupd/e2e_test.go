@@ -175,10 +175,22 @@ type env struct {
 
 func newEnv(t *testing.T, devices int) env {
 	t.Helper()
-	bin := binaries(t)
+	e := configEnv(t, "")
+	startSim(t, e.bin, e.mux, "--devices", fmt.Sprint(devices), "--files", "100", "--max-size", "131072")
+	return e
+}
+
+// configEnv is an env's directories and configuration, for a usbmuxd at
+// mux (empty: the simulator's socket in the env's directory), with no
+// simulator started.
+func configEnv(t *testing.T, mux string) env {
+	t.Helper()
 	dir := shortDir(t)
-	e := env{bin: bin, dir: dir, config: filepath.Join(dir, "c.toml"), mux: filepath.Join(dir, "mux.sock")}
-	if err := os.Mkdir(filepath.Join(dir, "backups"), 0o755); err != nil {
+	if mux == "" {
+		mux = filepath.Join(dir, "mux.sock")
+	}
+	e := env{bin: binaries(t), dir: dir, config: filepath.Join(dir, "c.toml"), mux: mux}
+	if err := os.Mkdir(e.backupDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, e.config, fmt.Sprintf(`state_dir = %q
@@ -193,13 +205,23 @@ settle = "50ms"
 [backup]
 stall_timeout = "10s"
 skip_icons = true
-`, filepath.Join(dir, "state"), filepath.Join(dir, "backups"), e.mux))
-	start(t, filepath.Join(bin, "iphonesim"), "--socket", e.mux, "--devices", fmt.Sprint(devices), "--files", "100", "--max-size", "131072")
+`, e.stateDir(), e.backupDir(), e.mux))
+	return e
+}
+
+func (e env) stateDir() string  { return filepath.Join(e.dir, "state") }
+func (e env) backupDir() string { return filepath.Join(e.dir, "backups") }
+
+// startSim starts iphonesim on the usbmuxd socket mux and waits for its
+// control socket.
+func startSim(t *testing.T, bin, mux string, args ...string) *proc {
+	t.Helper()
+	p := start(t, filepath.Join(bin, "iphonesim"), append([]string{"--socket", mux}, args...)...)
 	waitFor(t, "iphonesim's control socket", func() bool {
-		_, err := os.Stat(e.mux + ".ctl")
+		_, err := os.Stat(mux + ".ctl")
 		return err == nil
 	})
-	return e
+	return p
 }
 
 func (e env) ctl(t *testing.T, args ...string) string {

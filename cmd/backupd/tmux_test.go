@@ -48,12 +48,10 @@ func tmuxSession(t *testing.T, tmux, dir, shell string) func(args ...string) (st
 	return tm
 }
 
-// TestTmuxBackupProgress runs `backupd backup --wait` on a terminal (a
-// tmux pane) during a slow backup, captures the screen several times and
-// checks that the progress line is redrawn in place as the backup goes,
-// then gives way to the final line.
-func TestTmuxBackupProgress(t *testing.T) {
-	tmux := sim.RequireTool(t, "tmux")
+// slowPhone is a daemon whose phone had its plug-in backup and now
+// sends about 1 MB/s: several seconds of progress for a 4 MiB backup.
+func slowPhone(t *testing.T) (env, string) {
+	t.Helper()
 	e := newEnv(t, 1)
 	start(t, filepath.Join(e.bin, "backupd"), "run", "--config", e.config)
 	var udid string
@@ -65,18 +63,24 @@ func TestTmuxBackupProgress(t *testing.T) {
 		}
 		return false
 	})
-	// About 6 MiB at 1 MB/s: several seconds of progress.
 	e.ctl(t, "fault", udid, "slow-link=1000000")
+	return e, udid
+}
 
-	shell := fmt.Sprintf("%s backup --full --wait --config %s; echo EXIT=$?; sleep 120", filepath.Join(e.bin, "backupd"), e.config)
-	tm := tmuxSession(t, tmux, e.dir, shell)
+// reading is one distinct progress line seen on the screen.
+type reading struct {
+	line, screen string
+	percent      int
+	bytes        float64
+}
 
-	progress := regexp.MustCompile(`\[[#-]{20}\] +(\d+)%  ([0-9.]+ [KMG]?i?B)`)
-	var percents []int
-	var lines []string // distinct progress readings, in order
-	var amounts []float64
-	var screens []string
-	var final string
+// watchProgress captures the pane every 200 ms until the command prints
+// EXIT=, and returns the distinct progress lines progress (groups:
+// percent, amount) matched, in order, and the final screen. A progress
+// line redrawn in place is on the screen once at a time.
+func watchProgress(t *testing.T, tm func(args ...string) (string, error), progress *regexp.Regexp) ([]reading, string) {
+	t.Helper()
+	var seen []reading
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		screen, err := tm("capture-pane", "-p")
@@ -84,42 +88,63 @@ func TestTmuxBackupProgress(t *testing.T) {
 			t.Fatalf("tmux capture-pane: %v\n%s", err, screen)
 		}
 		if m := progress.FindAllStringSubmatch(screen, -1); len(m) > 0 {
-			// Redrawn in place: one progress line on the screen at a
-			// time.
 			if len(m) > 1 {
-				t.Errorf("%d progress lines on the screen, want 1:\n%s", len(m), screen)
+				t.Errorf("%d progress lines on the screen, want 1 redrawn in place:\n%s", len(m), screen)
 			}
-			p, _ := strconv.Atoi(m[0][1])
-			if len(lines) == 0 || lines[len(lines)-1] != m[0][0] {
-				lines = append(lines, m[0][0])
-				percents = append(percents, p)
-				amounts = append(amounts, parseBytes(t, m[0][2]))
-				screens = append(screens, screen)
+			if len(seen) == 0 || seen[len(seen)-1].line != m[0][0] {
+				p, _ := strconv.Atoi(m[0][1])
+				seen = append(seen, reading{line: m[0][0], screen: screen, percent: p, bytes: parseBytes(t, m[0][2])})
 			}
 		}
 		if strings.Contains(screen, "EXIT=") {
-			final = screen
-			break
+			t.Logf("progress seen: %q", lines(seen))
+			return seen, screen
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if final == "" {
-		t.Fatalf("backup --wait did not end within 60s; progress seen %v", percents)
+	t.Fatalf("the command did not end within 60s; progress seen %q", lines(seen))
+	return nil, ""
+}
+
+func lines(rs []reading) []string {
+	var l []string
+	for _, r := range rs {
+		l = append(l, r.line)
 	}
-	t.Logf("progress seen: %q", lines)
-	if len(lines) < 3 {
-		t.Errorf("the progress line changed %d times, want at least 3\nfinal screen:\n%s", len(lines), final)
+	return l
+}
+
+// checkAdvanced: the progress line changed at least three times, never
+// went back, and the bytes received grew.
+func checkAdvanced(t *testing.T, seen []reading, final string) {
+	t.Helper()
+	if len(seen) < 3 {
+		t.Errorf("the progress line changed %d times, want at least 3\nfinal screen:\n%s", len(seen), final)
 	}
-	for i := 1; i < len(lines); i++ {
-		if percents[i] < percents[i-1] || amounts[i] < amounts[i-1] {
-			t.Errorf("progress went back: %q", lines)
+	for i := 1; i < len(seen); i++ {
+		if seen[i].percent < seen[i-1].percent || seen[i].bytes < seen[i-1].bytes {
+			t.Errorf("progress went back: %q", lines(seen))
 		}
 	}
-	if len(amounts) > 0 && amounts[len(amounts)-1] <= amounts[0] {
-		t.Errorf("the bytes received did not grow: %q", lines)
+	if len(seen) > 1 && seen[len(seen)-1].bytes <= seen[0].bytes {
+		t.Errorf("the bytes received did not grow: %q", lines(seen))
 	}
-	if len(screens) > 0 && !strings.Contains(screens[len(screens)/2], "ETA ") && !strings.Contains(screens[len(screens)-1], "ETA ") {
-		t.Errorf("no ETA on the progress line:\n%s", screens[len(screens)-1])
+}
+
+// TestTmuxBackupProgress runs `backupd backup --wait` on a terminal (a
+// tmux pane) during a slow backup, captures the screen several times and
+// checks that the progress line is redrawn in place as the backup goes,
+// then gives way to the final line.
+func TestTmuxBackupProgress(t *testing.T) {
+	tmux := sim.RequireTool(t, "tmux")
+	e, _ := slowPhone(t)
+	shell := fmt.Sprintf("%s backup --full --wait --config %s; echo EXIT=$?; sleep 120", filepath.Join(e.bin, "backupd"), e.config)
+	tm := tmuxSession(t, tmux, e.dir, shell)
+
+	seen, final := watchProgress(t, tm, regexp.MustCompile(`\[[#-]{20}\] +(\d+)%  ([0-9.]+ [KMG]?i?B)`))
+	checkAdvanced(t, seen, final)
+	if n := len(seen); n > 0 && !strings.Contains(seen[n/2].screen, "ETA ") && !strings.Contains(seen[n-1].screen, "ETA ") {
+		t.Errorf("no ETA on the progress line:\n%s", seen[n-1].screen)
 	}
 	if !strings.Contains(final, "backup done") || !strings.Contains(final, "EXIT=0") {
 		t.Errorf("the final screen lacks the end:\n%s", final)
@@ -138,18 +163,7 @@ func TestTmuxBackupProgress(t *testing.T) {
 // line on the screen and exits by itself.
 func TestTmuxStatusLive(t *testing.T) {
 	tmux := sim.RequireTool(t, "tmux")
-	e := newEnv(t, 1)
-	start(t, filepath.Join(e.bin, "backupd"), "run", "--config", e.config)
-	var udid string
-	waitFor(t, "the plug-in backup", func() bool {
-		rep, _ := e.status(t)
-		if len(rep.Devices) == 1 && !rep.Devices[0].LastSuccess.IsZero() && rep.Devices[0].State != api.StateBackingUp {
-			udid = rep.Devices[0].UDID
-			return true
-		}
-		return false
-	})
-	e.ctl(t, "fault", udid, "slow-link=1000000")
+	e, _ := slowPhone(t)
 	if _, stderr, code := cli(t, e.bin, "backup", "--full", "--config", e.config); code != 0 {
 		t.Fatalf("backup: exit %d: %s", code, stderr)
 	}
@@ -160,45 +174,8 @@ func TestTmuxStatusLive(t *testing.T) {
 
 	tm := tmuxSession(t, tmux, e.dir, fmt.Sprintf("%s status --config %s; echo EXIT=$?; sleep 120", filepath.Join(e.bin, "backupd"), e.config))
 	bar := regexp.MustCompile(`backing up now\n +\[[#-]{20}\] +(\d+)%  ([0-9.]+ [KMG]?i?B)`)
-	var readings []string
-	var amounts []float64
-	var final string
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		screen, err := tm("capture-pane", "-p")
-		if err != nil {
-			t.Fatalf("tmux capture-pane: %v\n%s", err, screen)
-		}
-		if m := bar.FindAllStringSubmatch(screen, -1); len(m) > 0 {
-			if len(m) > 1 {
-				t.Errorf("%d status lines with a bar on the screen, want 1 redrawn in place:\n%s", len(m), screen)
-			}
-			if len(readings) == 0 || readings[len(readings)-1] != m[0][0] {
-				readings = append(readings, m[0][0])
-				amounts = append(amounts, parseBytes(t, m[0][2]))
-			}
-		}
-		if strings.Contains(screen, "EXIT=") {
-			final = screen
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if final == "" {
-		t.Fatalf("status did not end with the backup within 60s; readings %q", readings)
-	}
-	t.Logf("status readings: %q", readings)
-	if len(readings) < 3 {
-		t.Errorf("the status line changed %d times, want at least 3\nfinal screen:\n%s", len(readings), final)
-	}
-	for i := 1; i < len(amounts); i++ {
-		if amounts[i] < amounts[i-1] {
-			t.Errorf("progress went back: %q", readings)
-		}
-	}
-	if len(amounts) > 1 && amounts[len(amounts)-1] <= amounts[0] {
-		t.Errorf("the bytes received did not grow: %q", readings)
-	}
+	seen, final := watchProgress(t, tm, bar)
+	checkAdvanced(t, seen, final)
 	if bar.MatchString(final) || !strings.Contains(final, "last attempt") || !strings.Contains(final, "success") || !strings.Contains(final, "EXIT=0") {
 		t.Errorf("the final screen does not show the ended backup and exit 0:\n%s", final)
 	}

@@ -194,11 +194,7 @@ first_message_timeout = %q
 keep_versions = %d
 skip_icons = true
 %s`, r.state, r.backups, r.mux, o.margin, o.stall.String(), o.stall.String(), o.keepVersions, o.extra))
-	start(t, filepath.Join(bin, "iphonesim"), "--socket", r.mux, "--files", fmt.Sprint(o.files), "--max-size", fmt.Sprint(o.maxSize))
-	waitFor(t, "iphonesim's control socket", func() bool {
-		_, err := os.Stat(r.mux + ".ctl")
-		return err == nil
-	})
+	startSim(t, bin, r.mux, "--files", fmt.Sprint(o.files), "--max-size", fmt.Sprint(o.maxSize))
 	list := strings.TrimPrefix(strings.TrimSpace(r.ctl(t, "list")), "ok")
 	f := strings.Fields(list)
 	if len(f) == 0 || strings.Count(list, "plugged=") != 1 {

@@ -40,9 +40,6 @@ func (e env) setConfig(t *testing.T, table, lines string) {
 	writeFile(t, e.config, s)
 }
 
-func (e env) stateDir() string  { return filepath.Join(e.dir, "state") }
-func (e env) backupDir() string { return filepath.Join(e.dir, "backups") }
-
 // api returns a client of the daemon env's configuration names.
 func (e env) api(t *testing.T) *client.Client {
 	t.Helper()

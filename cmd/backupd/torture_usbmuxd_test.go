@@ -68,25 +68,8 @@ func TestTortureUsbmuxdRestart(t *testing.T) {
 	if tortureFull() {
 		restarts = 10
 	}
-	bin := binaries(t)
-	dir := shortDir(t)
-	e := env{bin: bin, dir: dir, config: filepath.Join(dir, "c.toml"), mux: realMuxdSocket}
-	if err := os.Mkdir(e.backupDir(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, e.config, fmt.Sprintf(`state_dir = %q
-backup_dir = %q
-usbmuxd = "UNIX:%s"
-log_level = "debug"
-[policy]
-free_space_margin = 0
-retry_limit = 0
-[stability]
-settle = "50ms"
-[backup]
-stall_timeout = "10s"
-skip_icons = true
-`, e.stateDir(), e.backupDir(), realMuxdSocket))
+	e := configEnv(t, realMuxdSocket)
+	bin, dir := e.bin, e.dir
 
 	var real *proc
 	startReal := func() time.Time {
