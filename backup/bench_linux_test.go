@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
 	"github.com/backupd/backupd/backup/repo"
+	"github.com/backupd/backupd/proto/devicelink"
 	"github.com/backupd/backupd/sim"
 	"github.com/backupd/backupd/usbmux"
 )

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 // runIdevicebackup2 runs Debian's idevicebackup2 against the simulator.

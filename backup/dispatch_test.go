@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/devicelink"
 )
 
 // harness is a session over a pipe to a fake device, on a staging root

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/usbmux"
-	"github.com/backupd/backupd/usbmux/afc"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 // Repository is where a backup is staged and committed: backup/repo's

@@ -12,8 +12,8 @@ import (
 
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 func TestFullBackup(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // scriptConn is a connection whose peer says exactly script and takes

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/backupd/backupd/backup/devicelink"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/devicelink"
 )
 
 // Device → host file requests, answered the way libimobiledevice's

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/backup/repo"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
 	"github.com/backupd/backupd/usbmux"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 // testCtx ends with the test, and bounds it so that a hang fails the test

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Notification names. A host posts the itunes-mobdev ones around a backup;

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/devicelink"
 )
 
 // Protocol versions of mobilebackup2 we offer in Hello.

@@ -9,8 +9,8 @@ import (
 	"path"
 	"syscall"
 
-	"github.com/backupd/backupd/backup/devicelink"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/devicelink"
 )
 
 // maxCachedDirs bounds the directories stagingFS keeps open. A backup

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/backupd/backupd/backup/devicelink"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/devicelink"
 )
 
 // The files of one UploadFiles round are stored by worker goroutines

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 func TestControl(t *testing.T) {

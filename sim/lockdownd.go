@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Lockdown error strings, as the device sends them.

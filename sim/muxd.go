@@ -5,7 +5,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // usbmux Result numbers.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 func muxPacket(version, message, tag uint32, payload []byte) []byte {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // PairRecord is what usbmuxd stores per device and what lockdown's Pair

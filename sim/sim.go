@@ -14,7 +14,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Options configures a simulator.

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Every decoder in this package has a fuzz target. Each checks, beyond

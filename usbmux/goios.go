@@ -8,7 +8,7 @@ import (
 	"net"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 	ios "github.com/danielpaulus/go-ios/ios"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // streamConn is a device whose every answer is already written: reads

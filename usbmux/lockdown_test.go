@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 // simLockdown connects to lockdownd on a simulated device and returns the

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 	ios "github.com/danielpaulus/go-ios/ios"
 )
 

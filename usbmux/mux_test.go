@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 func TestListDevicesAgainstSim(t *testing.T) {

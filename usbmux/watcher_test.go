@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 // runWatcher starts w and stops it with the test.

@@ -15,7 +15,7 @@ import (
 	"howett.net/plist"
 
 	"github.com/backupd/backupd/backup/repo"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 const testUDID = "00008030-001A2B3C4D5E802E"

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/backupd/backupd/daemon/api"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // cliStdin runs one backupd command with stdin.

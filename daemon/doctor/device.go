@@ -8,8 +8,8 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/proto/afc"
 	"github.com/backupd/backupd/usbmux"
-	"github.com/backupd/backupd/usbmux/afc"
 )
 
 // The checks of one iPhone.

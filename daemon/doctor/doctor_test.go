@@ -14,8 +14,8 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/proto/afc"
 	"github.com/backupd/backupd/usbmux"
-	"github.com/backupd/backupd/usbmux/afc"
 )
 
 const udid = "00008030-001A2B3C4D5E802E"

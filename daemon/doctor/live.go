@@ -16,9 +16,9 @@ import (
 	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/proto/afc"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
-	"github.com/backupd/backupd/usbmux/afc"
 )
 
 // Live returns the real outside world: usbmuxd through mux, the daemon

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
+	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/fileset"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 func TestUnplugAtStep(t *testing.T) {

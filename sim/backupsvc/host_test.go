@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
+	"github.com/backupd/backupd/proto/devicelink"
 )
 
 // testHost is a minimal mobilebackup2 host for these tests, with the

@@ -14,8 +14,8 @@ import (
 	"howett.net/plist"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/fileset"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 // Manifest.db flags column.

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
+	"github.com/backupd/backupd/proto/devicelink"
 	"github.com/backupd/backupd/sim/fileset"
 )
 

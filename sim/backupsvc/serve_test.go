@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/backup/devicelink"
+	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/fileset"
-	"github.com/backupd/backupd/usbmux/wire"
 )
 
 const udid = "00008101-000A1B2C3D4E001E"

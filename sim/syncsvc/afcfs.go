@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/afc"
+	"github.com/backupd/backupd/proto/afc"
 )
 
 // DefaultFSCapacity is the size of a new AFCFS: room for what tools write

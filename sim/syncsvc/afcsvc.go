@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/afc"
+	"github.com/backupd/backupd/proto/afc"
 )
 
 // Bounds on one AFC connection.

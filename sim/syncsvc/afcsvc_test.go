@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/afc"
+	"github.com/backupd/backupd/proto/afc"
 )
 
 func serveAFC(cfg AFCConfig) func(context.Context, net.Conn) error {

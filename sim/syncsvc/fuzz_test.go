@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/afc"
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 func frame(t testing.TB, v any, f wire.Format) []byte {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // serve runs a Serve function on one end of a pipe and returns the other

@@ -7,7 +7,7 @@ import (
 	"net"
 	"strings"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // App is one installed application as installation_proxy describes it.

@@ -8,7 +8,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 func serveIP(cfg InstProxyConfig) func(context.Context, net.Conn) error {

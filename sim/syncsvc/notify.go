@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Notification names a backup host and the device exchange. The host

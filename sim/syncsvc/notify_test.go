@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 func serveNP(cfg NotifyConfig) func(context.Context, net.Conn) error {

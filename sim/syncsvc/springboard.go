@@ -10,7 +10,7 @@ import (
 	"image/png"
 	"net"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // SpringboardConfig configures one springboardservices connection.

@@ -26,7 +26,7 @@ import (
 	"io"
 	"net"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // maxRequest bounds one plist request to the plist services. Real requests

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // FuzzDecodeMessage feeds arbitrary frame bodies to the message decoder:

@@ -8,7 +8,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // ErrProtocol is wrapped by every error caused by a peer breaking the

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backupd/backupd/usbmux/wire"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // frame prefixes body with its 4-byte big-endian length.
