@@ -15,6 +15,7 @@ import (
 
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -359,7 +360,7 @@ func discardBackup(dl *devicelink.Conn, udid string) (int64, error) {
 			err = dl.SendStatusResponse(0, "", uint64(1<<40))
 		case devicelink.MsgProcessMessage:
 			d, _ := devicelink.ProcessMessageDict(msg)
-			if c, _ := devicelink.Int(d["ErrorCode"]); c != 0 {
+			if c, _ := wire.Int(d["ErrorCode"]); c != 0 {
 				return total, fmt.Errorf("device error %d", c)
 			}
 			dl.Disconnect("")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // harness is a session over a pipe to a fake device, on a staging root
@@ -402,7 +403,7 @@ func TestDispatch(t *testing.T) {
 			msg:  []any{devicelink.MsgGetFreeDiskSpace},
 			check: func(t *testing.T, h *harness, r reply) {
 				ok(t, r)
-				if n, ok := devicelink.Uint(r.st.Payload); !ok || n == 0 {
+				if n, ok := wire.Uint(r.st.Payload); !ok || n == 0 {
 					t.Errorf("free space %v", r.st.Payload)
 				}
 			},

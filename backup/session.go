@@ -12,6 +12,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Protocol versions of mobilebackup2 we offer in Hello.
@@ -117,7 +118,7 @@ func (s *session) handshake() error {
 	if err != nil {
 		return s.ioError("Hello response", err)
 	}
-	code, ok := devicelink.Int(resp["ErrorCode"])
+	code, ok := wire.Int(resp["ErrorCode"])
 	if !ok {
 		return cause.Errorf(cause.ProtocolError, "mobilebackup2 Hello response without an ErrorCode: %.200v", resp)
 	}
@@ -125,7 +126,7 @@ func (s *session) handshake() error {
 		// 1: no protocol version in common.
 		return cause.Errorf(cause.IOSUnsupported, "mobilebackup2 Hello: the device answered ErrorCode %d (it speaks none of versions 2.0, 2.1)", code)
 	}
-	pv, _ := devicelink.Real(resp["ProtocolVersion"])
+	pv, _ := wire.Real(resp["ProtocolVersion"])
 	s.log.Debug("mobilebackup2 protocol", "version", pv)
 	return nil
 }
@@ -269,7 +270,7 @@ func errText(err error) string {
 // setProgress takes the overall progress a device put at element i.
 func (s *session) setProgress(msg []any, i int) {
 	if i < len(msg) {
-		if p, ok := devicelink.Real(msg[i]); ok && p > 0 && p <= 100 {
+		if p, ok := wire.Real(msg[i]); ok && p > 0 && p <= 100 {
 			s.percent = p
 		}
 	}
@@ -326,7 +327,7 @@ func (s *session) processMessage(msg []any) error {
 	if err != nil {
 		return cause.New(cause.ProtocolError, err)
 	}
-	code, ok := devicelink.Int(d["ErrorCode"])
+	code, ok := wire.Int(d["ErrorCode"])
 	if !ok {
 		return cause.Errorf(cause.ProtocolError, "mobilebackup2: final %.100v without an ErrorCode", d[devicelink.KeyMessageName])
 	}

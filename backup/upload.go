@@ -10,6 +10,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // The files of one UploadFiles round are stored by worker goroutines
@@ -169,7 +170,7 @@ func (s *session) uploadFiles(msg []any) error {
 	// a device that never stops sending must not fill the disk.
 	roundLimit := s.opts.MaxFileSize
 	if len(msg) > 3 {
-		if total, ok := devicelink.Uint(msg[3]); ok && total > 0 && total < 1<<62 {
+		if total, ok := wire.Uint(msg[3]); ok && total > 0 && total < 1<<62 {
 			roundLimit = int64(total) + s.opts.UploadSlack
 		}
 	}

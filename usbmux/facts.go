@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Facts is what backupd needs to know about a device before a backup.
@@ -152,7 +154,7 @@ func (f *Facts) setBattery(v any) error {
 		return protocolError("lockdown %s is a %T, want a dictionary", domainBattery, v)
 	}
 	if raw, ok := m["BatteryCurrentCapacity"]; ok {
-		n, ok := asUint(raw)
+		n, ok := wire.Uint(raw)
 		if !ok || n > 100 {
 			return protocolError("lockdown BatteryCurrentCapacity %.32v is not a percentage", raw)
 		}
@@ -183,8 +185,8 @@ func (f *Facts) setDisk(v any) error {
 		f.Missing = append(f.Missing, domainDisk+"/TotalDataCapacity,TotalDataAvailable")
 		return nil
 	}
-	capacity, ok1 := asUint(rawCap)
-	avail, ok2 := asUint(rawAvail)
+	capacity, ok1 := wire.Uint(rawCap)
+	avail, ok2 := wire.Uint(rawAvail)
 	if !ok1 || !ok2 {
 		return protocolError("lockdown disk usage %.32v of %.32v is not a byte count", rawAvail, rawCap)
 	}

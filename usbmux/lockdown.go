@@ -376,7 +376,7 @@ func (l *Lockdown) StartService(ctx context.Context, name string, escrow []byte)
 }
 
 func decodeService(name string, reply map[string]any) (Service, error) {
-	p, ok := asUint(reply["Port"])
+	p, ok := wire.Uint(reply["Port"])
 	if !ok || p == 0 || p > math.MaxUint16 {
 		return Service{}, protocolError("lockdown StartService %s: port %.32v is not a TCP port", name, reply["Port"])
 	}
@@ -413,23 +413,4 @@ func (l *Lockdown) Pair(ctx context.Context, rec *PairRecord) ([]byte, error) {
 	}
 	escrow, _ := reply["EscrowBag"].([]byte)
 	return escrow, nil
-}
-
-// asUint reads a plist integer. The plist decoder gives uint64 for
-// non-negative integers and int64 for negative ones; a real number with no
-// fraction is accepted because some devices send one.
-func asUint(v any) (uint64, bool) {
-	switch n := v.(type) {
-	case uint64:
-		return n, true
-	case int64:
-		if n >= 0 {
-			return uint64(n), true
-		}
-	case float64:
-		if n >= 0 && n <= math.MaxInt64 && n == math.Trunc(n) {
-			return uint64(n), true
-		}
-	}
-	return 0, false
 }

@@ -84,7 +84,7 @@ func TestLockdownSession(t *testing.T) {
 			t.Fatalf("round %d: StartSession = %q, %v", round, id, err)
 		}
 		v, err := l.GetValue(ctx, domainBattery, "BatteryCurrentCapacity")
-		if n, _ := asUint(v); err != nil || n != 42 {
+		if n, _ := wire.Uint(v); err != nil || n != 42 {
 			t.Fatalf("battery in session = %v, %v", v, err)
 		}
 		if _, err := l.StartService(ctx, MobileBackup2, nil); !errors.Is(err, ErrEscrowLocked) {

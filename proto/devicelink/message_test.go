@@ -97,10 +97,10 @@ func TestWriteMessageRoundTrip(t *testing.T) {
 	if name != MsgUploadFiles || len(msg) != 4 {
 		t.Fatalf("got %q %v", name, msg)
 	}
-	if p, ok := Real(msg[2]); !ok || p != 12.5 {
+	if p, ok := wire.Real(msg[2]); !ok || p != 12.5 {
 		t.Errorf("progress = %v", msg[2])
 	}
-	if n, ok := Uint(msg[3]); !ok || n != 1<<40 {
+	if n, ok := wire.Uint(msg[3]); !ok || n != 1<<40 {
 		t.Errorf("total = %v", msg[3])
 	}
 }
@@ -281,13 +281,13 @@ func TestArgAndConversions(t *testing.T) {
 	if _, err := Arg[string](msg, 9); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("Arg out of range: %v", err)
 	}
-	if v, ok := Uint(msg[3]); ok {
+	if v, ok := wire.Uint(msg[3]); ok {
 		t.Fatalf("Uint of a negative number = %d", v)
 	}
-	if v, ok := Int(msg[3]); !ok || v != -2 {
+	if v, ok := wire.Int(msg[3]); !ok || v != -2 {
 		t.Fatalf("Int = %d", v)
 	}
-	if v, ok := Real(msg[2]); !ok || v != 3 {
+	if v, ok := wire.Real(msg[2]); !ok || v != 3 {
 		t.Fatalf("Real of an integer = %v", v)
 	}
 	if _, err := Strings([]any{"a", 1}); !errors.Is(err, ErrProtocol) {

@@ -2,6 +2,8 @@ package devicelink
 
 import (
 	"fmt"
+
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // StatusResponse is the host's answer to a device request:
@@ -44,7 +46,7 @@ func ParseStatusResponse(msg []any) (StatusResponse, error) {
 	if len(msg) < 2 {
 		return StatusResponse{}, fmt.Errorf("%w: %s with %d elements", ErrProtocol, MsgStatusResponse, len(msg))
 	}
-	code, ok := Int(msg[1])
+	code, ok := wire.Int(msg[1])
 	if !ok {
 		return StatusResponse{}, fmt.Errorf("%w: status code is %T", ErrProtocol, msg[1])
 	}
@@ -96,7 +98,7 @@ func ParseMultiStatus(payload any) (map[string]FileError, error) {
 			return nil, fmt.Errorf("%w: multi-status entry %q is %T", ErrProtocol, path, v)
 		}
 		var fe FileError
-		if c, ok := Int(e["DLFileErrorCode"]); ok {
+		if c, ok := wire.Int(e["DLFileErrorCode"]); ok {
 			fe.Code = c
 		}
 		fe.Message, _ = e["DLFileErrorString"].(string)

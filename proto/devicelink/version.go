@@ -2,6 +2,8 @@ package devicelink
 
 import (
 	"fmt"
+
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // Version is a DeviceLink protocol version.
@@ -34,7 +36,7 @@ func (c *Conn) DeviceVersionExchange(v Version) error {
 		return fmt.Errorf("%w: host answered %q", ErrUnsupportedVersion, verdict)
 	}
 	if len(msg) >= 3 {
-		if major, ok := Uint(msg[2]); !ok || major != v.Major {
+		if major, ok := wire.Uint(msg[2]); !ok || major != v.Major {
 			return fmt.Errorf("%w: host accepted version %v, we announced %d", ErrUnsupportedVersion, msg[2], v.Major)
 		}
 	}
@@ -57,8 +59,8 @@ func (c *Conn) HostVersionExchange() (Version, error) {
 	if len(msg) < 3 {
 		return Version{}, fmt.Errorf("%w: %s with %d elements", ErrProtocol, MsgVersionExchange, len(msg))
 	}
-	major, ok1 := Uint(msg[1])
-	minor, ok2 := Uint(msg[2])
+	major, ok1 := wire.Uint(msg[1])
+	minor, ok2 := wire.Uint(msg[2])
 	if !ok1 || !ok2 {
 		return Version{}, fmt.Errorf("%w: version %v.%v is not a pair of integers", ErrProtocol, msg[1], msg[2])
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 )
 
 // testHost is a minimal mobilebackup2 host for these tests, with the
@@ -142,7 +143,7 @@ func (h *testHost) handle(name string, msg []any) error {
 		if _, ok := msg[2].(float64); !ok {
 			return fmt.Errorf("UploadFiles progress is %T", msg[2])
 		}
-		if _, ok := devicelink.Uint(msg[3]); !ok {
+		if _, ok := wire.Uint(msg[3]); !ok {
 			return fmt.Errorf("UploadFiles total is %T", msg[3])
 		}
 		fr := h.dl.NewFileReader(devicelink.Upload)
@@ -289,7 +290,7 @@ func (h *testHost) finalCode() int64 {
 	if h.final == nil {
 		return -1
 	}
-	c, ok := devicelink.Int(h.final["ErrorCode"])
+	c, ok := wire.Int(h.final["ErrorCode"])
 	if !ok {
 		return -1
 	}

@@ -98,24 +98,12 @@ func parseMBFile(blob []byte) (hostEntry, error) {
 		return hostEntry{}, errors.New("MBFile root is not a dictionary")
 	}
 	var e hostEntry
-	e.size, _ = toInt(obj["Size"])
-	e.mtime, _ = toInt(obj["LastModified"])
-	if g, ok := toInt(obj["Generation"]); ok {
+	e.size, _ = wire.Int(obj["Size"])
+	e.mtime, _ = wire.Int(obj["LastModified"])
+	if g, ok := wire.Int(obj["Generation"]); ok {
 		e.generation, e.hasGen = uint64(g), true
 	}
 	return e, nil
-}
-
-func toInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case uint64:
-		return int64(n), true
-	case float64:
-		return int64(n), true
-	}
-	return 0, false
 }
 
 // changed reports whether the device's file differs from what the host

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/fileset"
 )
 
@@ -150,7 +151,7 @@ func (s *session) hello() error {
 	versions, _ := req["SupportedProtocolVersions"].([]any)
 	best := 0.0
 	for _, v := range versions {
-		if f, ok := devicelink.Real(v); ok && (f == 2.0 || f == 2.1) && f > best {
+		if f, ok := wire.Real(v); ok && (f == 2.0 || f == 2.1) && f > best {
 			best = f
 		}
 	}
@@ -421,7 +422,7 @@ func (s *session) backup(req map[string]any) error {
 	if err != nil {
 		return err
 	}
-	free, known := devicelink.Uint(st.Payload)
+	free, known := wire.Uint(st.Payload)
 	if f.ErrorCode == CodeNotEnoughSpace || (st.Code == 0 && known && free < uint64(need)) {
 		return s.finish(CodeNotEnoughSpace, fmt.Sprintf("Not enough free space on the computer: %d bytes needed, %d available", need, free))
 	}
