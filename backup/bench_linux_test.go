@@ -15,6 +15,7 @@ import (
 
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
 	"github.com/backupd/backupd/usbmux"
@@ -296,7 +297,7 @@ func (w *workload) discardRate(b *testing.B) float64 {
 			dev = d
 		}
 	}
-	conn, err := mux.ConnectService(ctx, dev, usbmux.MobileBackup2, true)
+	conn, err := mux.ConnectService(ctx, dev, lockdown.ServiceMobileBackup2, true)
 	if err != nil {
 		b.Fatal(err)
 	}

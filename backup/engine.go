@@ -10,6 +10,8 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/lockdown"
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -50,7 +52,7 @@ type Target struct {
 	// passcode prompt for the backup (iOS 16.1 and later ask at every
 	// backup) and false when the prompt goes away or the device starts
 	// sending. The device says so through notification_proxy
-	// (NotifyPasscodePresented, NotifyPasscodeDismissed); an iOS 16.1 or
+	// (notification.PasscodePresented, notification.PasscodeDismissed); an iOS 16.1 or
 	// later that has said nothing PasscodeGuess after the Backup request
 	// is reported as likely showing the prompt too. Calls come from
 	// several goroutines, one at a time, each value once per change; it
@@ -181,7 +183,7 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 		return res, fmt.Errorf("staging: write Info.plist: %w", err)
 	}
 
-	conn, err := e.mux.ConnectService(runCtx, dev, usbmux.MobileBackup2, true)
+	conn, err := e.mux.ConnectService(runCtx, dev, lockdown.ServiceMobileBackup2, true)
 	if err != nil {
 		return res, fmt.Errorf("mobilebackup2: %w", err)
 	}
@@ -350,19 +352,19 @@ func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun conte
 		}
 		return sess.DialService(sctx, svc)
 	}
-	npc, err := dial(serviceNotificationProxy)
+	npc, err := dial(lockdown.ServiceNotificationProxy)
 	if err != nil {
 		return h, err
 	}
 	h.np = newNotifier(npc, e.opts.ServiceTimeout, func(name string) {
 		switch name {
-		case NotifySyncCancel:
+		case notification.SyncCancelRequest:
 			log.Warn("the iPhone asked to cancel the backup")
 			cancelRun(ErrCancelledByDevice)
-		case NotifyPasscodePresented:
+		case notification.PasscodePresented:
 			log.Info("the iPhone asks for its passcode to start the backup")
 			pass.notified(true)
-		case NotifyPasscodeDismissed:
+		case notification.PasscodeDismissed:
 			pass.notified(false)
 		default:
 			// Suspend and resume have no meaning for a backup in
@@ -370,18 +372,18 @@ func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun conte
 			log.Debug("notification from the device", "name", name)
 		}
 	})
-	if err := h.np.Observe(sctx, NotifySyncCancel, NotifySyncSuspend, NotifySyncResume, NotifyPasscodePresented, NotifyPasscodeDismissed); err != nil {
+	if err := h.np.Observe(sctx, notification.SyncCancelRequest, notification.SyncSuspendRequest, notification.SyncResumeRequest, notification.PasscodePresented, notification.PasscodeDismissed); err != nil {
 		return h, err
 	}
-	if h.afcC, err = dial(serviceAFC); err != nil {
+	if h.afcC, err = dial(lockdown.ServiceAFC); err != nil {
 		return h, err
 	}
 	h.afc = afc.NewClient(h.afcC)
 
-	if err := h.np.Post(sctx, NotifySyncWillStart); err != nil {
+	if err := h.np.Post(sctx, notification.SyncWillStart); err != nil {
 		return h, err
 	}
-	if err := h.np.Post(sctx, NotifySyncLockRequest); err != nil {
+	if err := h.np.Post(sctx, notification.SyncLockRequest); err != nil {
 		return h, err
 	}
 	lctx, lcancel := context.WithTimeout(ctx, e.opts.LockTimeout)
@@ -397,14 +399,14 @@ func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun conte
 			return h, cause.New(cause.Disconnected, err)
 		}
 	}
-	if err := h.np.Post(sctx, NotifySyncDidStart); err != nil {
+	if err := h.np.Post(sctx, notification.SyncDidStart); err != nil {
 		return h, err
 	}
 
 	// Info.plist. Like libimobiledevice, a service that fails here costs
 	// only what it would have added.
 	var apps []app
-	if c, err := dial(serviceInstallationProxy); err != nil {
+	if c, err := dial(lockdown.ServiceInstallationProxy); err != nil {
 		log.Warn("installation_proxy unavailable; Info.plist lists no apps", "err", err)
 	} else {
 		apps, err = browseApps(sctx, plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.XML})
@@ -414,7 +416,7 @@ func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun conte
 		}
 	}
 	if !e.opts.SkipIcons && len(apps) > 0 {
-		if c, err := dial(serviceSpringboard); err != nil {
+		if c, err := dial(lockdown.ServiceSpringboard); err != nil {
 			log.Warn("springboardservices unavailable; Info.plist has no app icons", "err", err)
 		} else {
 			svc := plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.Binary}
@@ -466,7 +468,7 @@ func (h *helpers) close(ctx context.Context, log *slog.Logger) {
 	}
 	if h.np != nil {
 		if h.lock != nil {
-			step("post syncDidFinish", func(c context.Context) error { return h.np.Post(c, NotifySyncDidFinish) })
+			step("post syncDidFinish", func(c context.Context) error { return h.np.Post(c, notification.SyncDidFinish) })
 		}
 		step("notification_proxy shutdown", h.np.Close)
 	}

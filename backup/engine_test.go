@@ -12,6 +12,7 @@ import (
 
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
 )
@@ -45,7 +46,7 @@ func TestFullBackup(t *testing.T) {
 	}
 
 	// The notifications a host posts, in order, and the lock released.
-	want := []string{NotifySyncWillStart, NotifySyncLockRequest, NotifySyncDidStart, NotifySyncDidFinish}
+	want := []string{notification.SyncWillStart, notification.SyncLockRequest, notification.SyncDidStart, notification.SyncDidFinish}
 	if got := r.dev.Notifications(); !slices.Equal(got, want) {
 		t.Errorf("notifications %v, want %v", got, want)
 	}
@@ -170,7 +171,7 @@ func TestCallerCancels(t *testing.T) {
 		t.Error("staging left behind")
 	}
 	waitUnlocked(t, r.dev)
-	if got := r.dev.Notifications(); got[len(got)-1] != NotifySyncDidFinish {
+	if got := r.dev.Notifications(); got[len(got)-1] != notification.SyncDidFinish {
 		t.Errorf("notifications %v end without syncDidFinish", got)
 	}
 }

@@ -13,16 +13,9 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/usbmux"
-)
-
-// Lockdown service names the engine starts besides mobilebackup2.
-const (
-	serviceNotificationProxy = "com.apple.mobile.notification_proxy"
-	serviceAFC               = "com.apple.afc"
-	serviceInstallationProxy = "com.apple.mobile.installation_proxy"
-	serviceSpringboard       = "com.apple.springboardservices"
 )
 
 // Bounds on what the helper services may make us hold.
@@ -70,17 +63,17 @@ func readValues(ctx context.Context, l *usbmux.Lockdown) (deviceValues, error) {
 		}
 		return val, err
 	}
-	if val, err := optional("com.apple.iTunes", ""); err != nil {
+	if val, err := optional(lockdown.DomainITunes, ""); err != nil {
 		return v, fmt.Errorf("lockdown values: %w", err)
 	} else if d, ok := val.(map[string]any); ok {
 		v.itunesSettings = d
 	}
-	if val, err := optional("com.apple.mobile.iTunes", "MinITunesVersion"); err != nil {
+	if val, err := optional(lockdown.DomainMobileITunes, "MinITunesVersion"); err != nil {
 		return v, fmt.Errorf("lockdown values: %w", err)
 	} else {
 		v.minITunes = val
 	}
-	if val, err := optional("com.apple.mobile.backup", "WillEncrypt"); err != nil {
+	if val, err := optional(lockdown.DomainBackup, "WillEncrypt"); err != nil {
 		return v, fmt.Errorf("lockdown values: %w", err)
 	} else {
 		v.willEncrypt, _ = val.(bool)

@@ -11,24 +11,8 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
-)
-
-// Notification names. A host posts the itunes-mobdev ones around a backup;
-// the device relays the itunes-client ones to hosts that observe them.
-const (
-	NotifySyncWillStart   = "com.apple.itunes-mobdev.syncWillStart"
-	NotifySyncLockRequest = "com.apple.itunes-mobdev.syncLockRequest"
-	NotifySyncDidStart    = "com.apple.itunes-mobdev.syncDidStart"
-	NotifySyncDidFinish   = "com.apple.itunes-mobdev.syncDidFinish"
-	NotifySyncCancel      = "com.apple.itunes-client.syncCancelRequest"
-	NotifySyncSuspend     = "com.apple.itunes-client.syncSuspendRequest"
-	NotifySyncResume      = "com.apple.itunes-client.syncResumeRequest"
-	// The passcode prompt an iOS 16.1 or later device shows at each
-	// backup comes and goes with these (seen by pymobiledevice3); the
-	// device sends nothing over mobilebackup2 while it shows.
-	NotifyPasscodePresented = "com.apple.LocalAuthentication.ui.presented"
-	NotifyPasscodeDismissed = "com.apple.LocalAuthentication.ui.dismissed"
 )
 
 // maxNotifyMessage bounds one notification_proxy message; real ones are a
@@ -77,12 +61,12 @@ func (n *notifier) read() {
 		}
 		cmd, _ := msg["Command"].(string)
 		switch cmd {
-		case "RelayNotification":
+		case notification.CommandRelay:
 			name, _ := msg["Name"].(string)
 			if name != "" && n.onRelay != nil {
 				n.onRelay(name)
 			}
-		case "ProxyDeath":
+		case notification.CommandProxyDeath:
 			if !died {
 				died = true
 				close(n.proxyDeath)
@@ -113,13 +97,13 @@ func (n *notifier) send(ctx context.Context, msg map[string]any) error {
 
 // Post posts a notification on the device.
 func (n *notifier) Post(ctx context.Context, name string) error {
-	return n.send(ctx, map[string]any{"Command": "PostNotification", "Name": name})
+	return n.send(ctx, map[string]any{"Command": notification.CommandPost, "Name": name})
 }
 
 // Observe asks the device to relay each of names.
 func (n *notifier) Observe(ctx context.Context, names ...string) error {
 	for _, name := range names {
-		if err := n.send(ctx, map[string]any{"Command": "ObserveNotification", "Name": name}); err != nil {
+		if err := n.send(ctx, map[string]any{"Command": notification.CommandObserve, "Name": name}); err != nil {
 			return err
 		}
 	}
@@ -130,7 +114,7 @@ func (n *notifier) Observe(ctx context.Context, names ...string) error {
 // device's ProxyDeath so that the posts before it are not lost, and
 // closes the connection. It returns once the reader has ended.
 func (n *notifier) Close(ctx context.Context) error {
-	err := n.send(ctx, map[string]any{"Command": "Shutdown"})
+	err := n.send(ctx, map[string]any{"Command": notification.CommandShutdown})
 	if err == nil {
 		t := time.NewTimer(n.timeout)
 		select {

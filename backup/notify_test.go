@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/sim/syncsvc"
 )
 
@@ -24,29 +25,29 @@ func TestNotifier(t *testing.T) {
 	relayed := make(chan string, 4)
 	n := newNotifier(host, 5*time.Second, func(name string) { relayed <- name })
 	ctx := testCtx(t)
-	if err := n.Observe(ctx, NotifySyncCancel, NotifySyncSuspend); err != nil {
+	if err := n.Observe(ctx, notification.SyncCancelRequest, notification.SyncSuspendRequest); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{NotifySyncWillStart, NotifySyncLockRequest, NotifySyncDidStart} {
+	for _, name := range []string{notification.SyncWillStart, notification.SyncLockRequest, notification.SyncDidStart} {
 		if err := n.Post(ctx, name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := log.WaitObserved(ctx, NotifySyncCancel); err != nil {
+	if err := log.WaitObserved(ctx, notification.SyncCancelRequest); err != nil {
 		t.Fatal(err)
 	}
-	if got := log.Relay(NotifySyncCancel); got != 1 {
+	if got := log.Relay(notification.SyncCancelRequest); got != 1 {
 		t.Fatalf("relayed to %d connections", got)
 	}
 	select {
 	case name := <-relayed:
-		if name != NotifySyncCancel {
+		if name != notification.SyncCancelRequest {
 			t.Fatalf("relayed %q", name)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the cancel request was not relayed")
 	}
-	if err := log.WaitPosted(ctx, NotifySyncDidStart); err != nil {
+	if err := log.WaitPosted(ctx, notification.SyncDidStart); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Close(ctx); err != nil {
@@ -55,7 +56,7 @@ func TestNotifier(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("the device side ended with %v", err)
 	}
-	want := []string{NotifySyncWillStart, NotifySyncLockRequest, NotifySyncDidStart}
+	want := []string{notification.SyncWillStart, notification.SyncLockRequest, notification.SyncDidStart}
 	if got := log.Posted(); !slices.Equal(got, want) {
 		t.Errorf("posted %v, want %v", got, want)
 	}

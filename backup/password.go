@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -28,7 +29,7 @@ func (e *Engine) SetPassword(ctx context.Context, dev usbmux.Device, oldPassword
 	if oldPassword == "" && newPassword == "" {
 		return errors.New("backup: SetPassword needs the old password, the new one, or both")
 	}
-	conn, err := e.mux.ConnectService(ctx, dev, usbmux.MobileBackup2, true)
+	conn, err := e.mux.ConnectService(ctx, dev, lockdown.ServiceMobileBackup2, true)
 	if err != nil {
 		return fmt.Errorf("mobilebackup2: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 )
 
@@ -89,7 +90,7 @@ func (ls *lockdownSession) handle(name string, req map[string]any) (map[string]a
 	d := ls.d
 	switch name {
 	case "QueryType":
-		return map[string]any{"Type": "com.apple.mobile.lockdown"}, nil
+		return map[string]any{"Type": lockdown.Type}, nil
 	case "GetValue":
 		domain, _ := req["Domain"].(string)
 		key, _ := req["Key"].(string)
@@ -251,22 +252,22 @@ func (d *Device) value(domain, key string, inSession bool) (any, string) {
 		"DevicePublicKey": true, "WiFiAddress": true, "BluetoothAddress": true, "HardwareModel": true,
 		"CPUArchitecture": true, "SerialNumber": true, "UniqueChipID": true, "ActivationState": true}
 	domains := map[string]map[string]any{
-		"com.apple.mobile.backup": {"WillEncrypt": d.willEncrypt()},
-		"com.apple.mobile.battery": {
+		lockdown.DomainBackup: {"WillEncrypt": d.willEncrypt()},
+		lockdown.DomainBattery: {
 			"BatteryCurrentCapacity": c.BatteryLevel,
 			"BatteryIsCharging":      c.Charging,
 			"ExternalConnected":      c.Charging,
 			"FullyCharged":           c.BatteryLevel >= 100,
 		},
-		"com.apple.disk_usage": {
+		lockdown.DomainDiskUsage: {
 			"TotalDiskCapacity":   total + 8<<30,
 			"TotalDataCapacity":   total,
 			"TotalDataAvailable":  total - used,
 			"AmountDataAvailable": total - used,
 			"TotalSystemCapacity": uint64(8 << 30),
 		},
-		"com.apple.iTunes":        {"MinITunesVersion": "10.0.1"},
-		"com.apple.mobile.iTunes": {"MinITunesVersion": "10.0.1"},
+		lockdown.DomainITunes:       {"MinITunesVersion": "10.0.1"},
+		lockdown.DomainMobileITunes: {"MinITunesVersion": "10.0.1"},
 	}
 	if domain == "" {
 		if key == "" {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 )
 
@@ -16,8 +17,6 @@ const (
 	resultRefused    = 3
 	resultInvalid    = 22 // EINVAL, for a SavePairRecord without data
 )
-
-const lockdownPort = 62078
 
 // muxClient is one connection to the simulated usbmuxd.
 type muxClient struct {
@@ -207,7 +206,7 @@ func (s *Sim) handleMux(c *muxClient, tag uint32, req muxRequest) (bool, error) 
 		port := uint16(req.PortNumber)
 		port = port<<8 | port>>8 // sent in network byte order
 		var handler func(net.Conn)
-		if port == lockdownPort {
+		if port == lockdown.Port {
 			handler = d.serveLockdown
 		} else if svc, ok := d.takeService(port); ok {
 			handler = svc.handler

@@ -6,18 +6,11 @@ import (
 	"io"
 	"net"
 
+	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/sim/backupsvc"
 	"github.com/backupd/backupd/sim/fileset"
 	"github.com/backupd/backupd/sim/syncsvc"
-)
-
-// Lockdown service names the simulator offers.
-const (
-	ServiceMobileBackup2     = "com.apple.mobilebackup2"
-	ServiceNotificationProxy = "com.apple.mobile.notification_proxy"
-	ServiceAFC               = "com.apple.afc"
-	ServiceInstallationProxy = "com.apple.mobile.installation_proxy"
-	ServiceSpringboard       = "com.apple.springboardservices"
 )
 
 // deviceState is what outlives one connection to a device's services.
@@ -52,28 +45,28 @@ func (d *Device) willEncrypt() bool { return d.state.enc.WillEncrypt() }
 // handler returns what serves one connection to a started service.
 func (d *Device) handler(name string) (func(net.Conn), bool) {
 	serve := map[string]func(net.Conn) error{
-		ServiceNotificationProxy: func(c net.Conn) error {
+		lockdown.ServiceNotificationProxy: func(c net.Conn) error {
 			ctx, cancel := d.sim.ctx()
 			defer cancel()
 			return syncsvc.ServeNotificationProxy(ctx, c, syncsvc.NotifyConfig{Log: d.state.notify})
 		},
-		ServiceAFC: func(c net.Conn) error {
+		lockdown.ServiceAFC: func(c net.Conn) error {
 			ctx, cancel := d.sim.ctx()
 			defer cancel()
 			f := d.Config().Faults
 			return syncsvc.ServeAFC(ctx, c, syncsvc.AFCConfig{FS: d.state.afc, LockNeverGranted: f.LockNeverGranted, Model: d.Config().ProductType})
 		},
-		ServiceInstallationProxy: func(c net.Conn) error {
+		lockdown.ServiceInstallationProxy: func(c net.Conn) error {
 			ctx, cancel := d.sim.ctx()
 			defer cancel()
 			return syncsvc.ServeInstallationProxy(ctx, c, syncsvc.InstProxyConfig{Apps: d.state.apps})
 		},
-		ServiceSpringboard: func(c net.Conn) error {
+		lockdown.ServiceSpringboard: func(c net.Conn) error {
 			ctx, cancel := d.sim.ctx()
 			defer cancel()
 			return syncsvc.ServeSpringboard(ctx, c, syncsvc.SpringboardConfig{})
 		},
-		ServiceMobileBackup2: d.serveBackup,
+		lockdown.ServiceMobileBackup2: d.serveBackup,
 	}[name]
 	if serve == nil {
 		return nil, false
@@ -93,7 +86,7 @@ func (d *Device) startService(name string, inSession, hasEscrow bool) (uint16, s
 	if !ok {
 		return 0, errInvalidService
 	}
-	if name == ServiceMobileBackup2 && !hasEscrow {
+	if name == lockdown.ServiceMobileBackup2 && !hasEscrow {
 		return 0, errEscrowLocked
 	}
 	return d.registerService(name, h), ""
@@ -126,4 +119,4 @@ func (d *Device) FileHashes() map[string]string {
 func (d *Device) Notifications() []string { return d.state.notify.Posted() }
 
 // SyncLocked reports whether a host holds the sync lock.
-func (d *Device) SyncLocked() bool { return d.state.afc.Locked("/com.apple.itunes.lock_sync") }
+func (d *Device) SyncLocked() bool { return d.state.afc.Locked(afc.SyncLockPath) }

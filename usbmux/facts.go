@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 )
 
@@ -39,13 +40,6 @@ type Facts struct {
 	// GetProhibited), as "domain/key"; their fields keep zero values.
 	Missing []string
 }
-
-// Lockdown domains Facts reads.
-const (
-	domainBackup  = "com.apple.mobile.backup"
-	domainBattery = "com.apple.mobile.battery"
-	domainDisk    = "com.apple.disk_usage"
-)
 
 // Facts reads a device's facts in one lockdown session. When no session
 // can start (locked, not trusted) it still fills what lockdown gives
@@ -87,9 +81,9 @@ func (c *Client) readFacts(ctx context.Context, l *Lockdown, f *Facts) error {
 		set         func(any) error
 	}{
 		{"", "", f.setRoot},
-		{domainBackup, "WillEncrypt", f.setWillEncrypt},
-		{domainBattery, "", f.setBattery},
-		{domainDisk, "", f.setDisk},
+		{lockdown.DomainBackup, "WillEncrypt", f.setWillEncrypt},
+		{lockdown.DomainBattery, "", f.setBattery},
+		{lockdown.DomainDiskUsage, "", f.setDisk},
 	}
 	for _, s := range steps {
 		v, err := l.GetValue(ctx, s.domain, s.key)
@@ -142,7 +136,7 @@ func (f *Facts) setRoot(v any) error {
 func (f *Facts) setWillEncrypt(v any) error {
 	b, ok := v.(bool)
 	if !ok {
-		return protocolError("lockdown %s WillEncrypt is a %T, want a boolean", domainBackup, v)
+		return protocolError("lockdown %s WillEncrypt is a %T, want a boolean", lockdown.DomainBackup, v)
 	}
 	f.WillEncrypt = b
 	return nil
@@ -151,7 +145,7 @@ func (f *Facts) setWillEncrypt(v any) error {
 func (f *Facts) setBattery(v any) error {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return protocolError("lockdown %s is a %T, want a dictionary", domainBattery, v)
+		return protocolError("lockdown %s is a %T, want a dictionary", lockdown.DomainBattery, v)
 	}
 	if raw, ok := m["BatteryCurrentCapacity"]; ok {
 		n, ok := wire.Uint(raw)
@@ -160,7 +154,7 @@ func (f *Facts) setBattery(v any) error {
 		}
 		f.BatteryLevel = int(n)
 	} else {
-		f.Missing = append(f.Missing, domainBattery+"/BatteryCurrentCapacity")
+		f.Missing = append(f.Missing, lockdown.DomainBattery+"/BatteryCurrentCapacity")
 	}
 	if raw, ok := m["BatteryIsCharging"]; ok {
 		b, ok := raw.(bool)
@@ -169,7 +163,7 @@ func (f *Facts) setBattery(v any) error {
 		}
 		f.Charging = b
 	} else {
-		f.Missing = append(f.Missing, domainBattery+"/BatteryIsCharging")
+		f.Missing = append(f.Missing, lockdown.DomainBattery+"/BatteryIsCharging")
 	}
 	return nil
 }
@@ -177,12 +171,12 @@ func (f *Facts) setBattery(v any) error {
 func (f *Facts) setDisk(v any) error {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return protocolError("lockdown %s is a %T, want a dictionary", domainDisk, v)
+		return protocolError("lockdown %s is a %T, want a dictionary", lockdown.DomainDiskUsage, v)
 	}
 	rawCap, okCap := m["TotalDataCapacity"]
 	rawAvail, okAvail := m["TotalDataAvailable"]
 	if !okCap || !okAvail {
-		f.Missing = append(f.Missing, domainDisk+"/TotalDataCapacity,TotalDataAvailable")
+		f.Missing = append(f.Missing, lockdown.DomainDiskUsage+"/TotalDataCapacity,TotalDataAvailable")
 		return nil
 	}
 	capacity, ok1 := wire.Uint(rawCap)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	ios "github.com/danielpaulus/go-ios/ios"
 )
@@ -89,7 +90,7 @@ func TestGoIOSAloneTakesGarbage(t *testing.T) {
 		}
 	})
 	run(garbage, func(u *ios.UsbMuxConnection) {
-		if err := u.Connect(1, LockdownPort); err != nil {
+		if err := u.Connect(1, lockdown.Port); err != nil {
 			t.Logf("go-ios now refuses a garbage Connect reply: %v", err)
 			t.Fail()
 		}
@@ -154,7 +155,7 @@ func TestGoIOSRequestsBadReplies(t *testing.T) {
 		extra []reqCase
 	}{
 		{"Connect", func(c *Client) error {
-			conn, err := c.Connect(testCtx(t), 1, LockdownPort)
+			conn, err := c.Connect(testCtx(t), 1, lockdown.Port)
 			if err == nil {
 				conn.Close()
 			}
@@ -279,7 +280,7 @@ func TestGoIOSRequestsDeadlines(t *testing.T) {
 	})
 	calls := map[string]func(ctx context.Context, c *Client) error{
 		"Connect": func(ctx context.Context, c *Client) error {
-			_, err := c.Connect(ctx, 1, LockdownPort)
+			_, err := c.Connect(ctx, 1, lockdown.Port)
 			return err
 		},
 		"ReadBUID": func(ctx context.Context, c *Client) error {

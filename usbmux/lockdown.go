@@ -12,11 +12,9 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 )
-
-// LockdownPort is lockdownd's TCP port on the device.
-const LockdownPort = 62078
 
 // maxLockdownReply bounds one lockdown reply. The largest real one, the
 // whole root domain of GetValue, is a few tens of KiB.
@@ -65,7 +63,7 @@ func NewLockdown(conn net.Conn, label string, timeout time.Duration) *Lockdown {
 
 // DialLockdown connects to lockdownd on dev.
 func (c *Client) DialLockdown(ctx context.Context, dev Device) (*Lockdown, error) {
-	conn, err := c.Connect(ctx, dev.DeviceID, LockdownPort)
+	conn, err := c.Connect(ctx, dev.DeviceID, lockdown.Port)
 	if err != nil {
 		return nil, fmt.Errorf("lockdown on %s: %w", dev.UDID, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
 )
@@ -55,7 +56,7 @@ func TestLockdownWithoutSession(t *testing.T) {
 	}{
 		{"", "NoSuchKey", ErrMissingValue},
 		{"", "PhoneNumber", ErrGetProhibited}, // private without a session
-		{domainBattery, "", ErrGetProhibited},
+		{lockdown.DomainBattery, "", ErrGetProhibited},
 	}
 	for _, tt := range tests {
 		_, err := l.GetValue(ctx, tt.domain, tt.key)
@@ -68,7 +69,7 @@ func TestLockdownWithoutSession(t *testing.T) {
 	if _, err := l.QueryType(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StartService(ctx, MobileBackup2, nil); !errors.Is(err, ErrSessionInactive) {
+	if _, err := l.StartService(ctx, lockdown.ServiceMobileBackup2, nil); !errors.Is(err, ErrSessionInactive) {
 		t.Fatalf("StartService without a session: %v", err)
 	}
 }
@@ -83,17 +84,17 @@ func TestLockdownSession(t *testing.T) {
 		if err != nil || id == "" || l.SessionID() != id {
 			t.Fatalf("round %d: StartSession = %q, %v", round, id, err)
 		}
-		v, err := l.GetValue(ctx, domainBattery, "BatteryCurrentCapacity")
+		v, err := l.GetValue(ctx, lockdown.DomainBattery, "BatteryCurrentCapacity")
 		if n, _ := wire.Uint(v); err != nil || n != 42 {
 			t.Fatalf("battery in session = %v, %v", v, err)
 		}
-		if _, err := l.StartService(ctx, MobileBackup2, nil); !errors.Is(err, ErrEscrowLocked) {
+		if _, err := l.StartService(ctx, lockdown.ServiceMobileBackup2, nil); !errors.Is(err, ErrEscrowLocked) {
 			t.Fatalf("mobilebackup2 without escrow: %v", err)
 		} else {
 			wantCause(t, err, cause.DeviceLocked)
 		}
-		svc, err := l.StartService(ctx, MobileBackup2, rec.EscrowBag)
-		if err != nil || svc.Port == 0 || svc.Name != MobileBackup2 {
+		svc, err := l.StartService(ctx, lockdown.ServiceMobileBackup2, rec.EscrowBag)
+		if err != nil || svc.Port == 0 || svc.Name != lockdown.ServiceMobileBackup2 {
 			t.Fatalf("mobilebackup2 with escrow: %+v, %v", svc, err)
 		}
 		if _, err := l.StartService(ctx, "com.example.nothing", nil); !errors.Is(err, ErrInvalidService) {
@@ -106,7 +107,7 @@ func TestLockdownSession(t *testing.T) {
 		if typ, err := l.QueryType(ctx); err != nil || typ == "" {
 			t.Fatalf("round %d: QueryType after StopSession: %q, %v", round, typ, err)
 		}
-		if _, err := l.GetValue(ctx, domainBattery, ""); !errors.Is(err, ErrGetProhibited) {
+		if _, err := l.GetValue(ctx, lockdown.DomainBattery, ""); !errors.Is(err, ErrGetProhibited) {
 			t.Fatalf("round %d: session still active after StopSession: %v", round, err)
 		}
 	}

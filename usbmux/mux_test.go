@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
 )
@@ -98,7 +99,7 @@ func TestConnectToGoneDeviceIsDisconnected(t *testing.T) {
 	c := simClient(t, s)
 	dev := simDevice(t, c, devs[0])
 	devs[0].Unplug()
-	_, err := c.Connect(testCtx(t), dev.DeviceID, LockdownPort)
+	_, err := c.Connect(testCtx(t), dev.DeviceID, lockdown.Port)
 	var re *MuxResultError
 	if !errors.As(err, &re) || re.Number != muxResultBadDevice {
 		t.Fatalf("connect to an unplugged device: %v", err)

@@ -9,9 +9,6 @@ import (
 	"github.com/backupd/backupd/cause"
 )
 
-// MobileBackup2 is the service name of the backup protocol.
-const MobileBackup2 = "com.apple.mobilebackup2"
-
 // Session is a lockdown session on a device, started with the pair record
 // usbmuxd holds for it.
 type Session struct {

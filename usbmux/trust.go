@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/lockdown"
 )
 
 // Trust is how a device stands with this computer.
@@ -120,9 +121,9 @@ func (c *Client) dialLockdownChecked(ctx context.Context, dev Device) (*Lockdown
 		l.Close()
 		return nil, fmt.Errorf("lockdown on %s: %w", dev.UDID, err)
 	}
-	if typ != "com.apple.mobile.lockdown" {
+	if typ != lockdown.Type {
 		l.Close()
-		return nil, protocolError("lockdown on %s: port %d answers as %.64q", dev.UDID, LockdownPort, typ)
+		return nil, protocolError("lockdown on %s: port %d answers as %.64q", dev.UDID, lockdown.Port, typ)
 	}
 	return l, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/sim"
 )
 
@@ -98,7 +99,7 @@ func TestPairingFlow(t *testing.T) {
 	if got, err := c.CheckTrust(testCtx(t), dev, TrustOptions{}); err != nil || got != Trusted {
 		t.Fatalf("check with the saved record: %q, %v", got, err)
 	}
-	conn, err := c.ConnectService(testCtx(t), dev, MobileBackup2, true)
+	conn, err := c.ConnectService(testCtx(t), dev, lockdown.ServiceMobileBackup2, true)
 	if err != nil {
 		t.Fatalf("mobilebackup2 with the saved escrow bag: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -103,7 +104,7 @@ func syncLock(ctx context.Context, mux *usbmux.Client, dev usbmux.Device, timeou
 	if err != nil {
 		return err
 	}
-	svc, err := s.StartService(ctx, "com.apple.afc", false)
+	svc, err := s.StartService(ctx, lockdown.ServiceAFC, false)
 	if err != nil {
 		s.Close()
 		return fmt.Errorf("start afc: %w", err)

@@ -69,20 +69,13 @@ type Config struct {
 	Now func() time.Time
 	// Notify, if set, relays a device notification to the hosts that
 	// observe it (notification_proxy): the passcode prompt's
-	// NotifyPasscodePresented and NotifyPasscodeDismissed.
+	// notification.PasscodePresented and notification.PasscodeDismissed.
 	Notify func(name string)
 	// PasscodeEntered, if set, is called when the passcode prompt
 	// appears and returns a channel that is closed when the person enters
 	// the passcode; the prompt then ends before its PasscodeDelay.
 	PasscodeEntered func() <-chan struct{}
 }
-
-// The notifications an iPhone (iOS 16.1 and later) relays while it asks
-// for its passcode before a backup, as pymobiledevice3 observes them.
-const (
-	NotifyPasscodePresented = "com.apple.LocalAuthentication.ui.presented"
-	NotifyPasscodeDismissed = "com.apple.LocalAuthentication.ui.dismissed"
-)
 
 // DeviceInfo are the lockdown values a backup records.
 type DeviceInfo struct {
@@ -196,8 +189,8 @@ type Faults struct {
 	// iOS 16.1 and later do (after about three minutes). Without it, a
 	// PasscodeDelay is the time the person takes to enter the passcode,
 	// after which the backup goes on. Either way the device relays
-	// NotifyPasscodePresented when it starts asking and
-	// NotifyPasscodeDismissed when it stops; Config.PasscodeEntered ends
+	// notification.PasscodePresented when it starts asking and
+	// notification.PasscodeDismissed when it stops; Config.PasscodeEntered ends
 	// the wait early, with the backup going on.
 	PasscodeNeverEntered bool
 	PasscodeDelay        time.Duration

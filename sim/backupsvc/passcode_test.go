@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/sim/fileset"
 )
 
@@ -38,7 +39,7 @@ func TestPasscodePrompt(t *testing.T) {
 				mu.Lock()
 				relayed = append(relayed, name)
 				mu.Unlock()
-				if name == NotifyPasscodePresented && tt.enter {
+				if name == notification.PasscodePresented && tt.enter {
 					close(entered)
 				}
 			}
@@ -65,7 +66,7 @@ func TestPasscodePrompt(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if want := []string{NotifyPasscodePresented, NotifyPasscodeDismissed}; !slices.Equal(relayed, want) {
+			if want := []string{notification.PasscodePresented, notification.PasscodeDismissed}; !slices.Equal(relayed, want) {
 				t.Fatalf("relayed %v, want %v", relayed, want)
 			}
 		})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/fileset"
 )
@@ -319,10 +320,10 @@ func (s *session) backup(req map[string]any) error {
 		if s.cfg.PasscodeEntered != nil {
 			early = s.cfg.PasscodeEntered()
 		}
-		s.relay(NotifyPasscodePresented)
+		s.relay(notification.PasscodePresented)
 		entered, err := s.waitUntil(f.PasscodeDelay, early)
 		// The prompt goes away either way: entered, or timed out.
-		s.relay(NotifyPasscodeDismissed)
+		s.relay(notification.PasscodeDismissed)
 		if err != nil {
 			return err
 		}

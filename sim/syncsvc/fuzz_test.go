@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
 )
 
@@ -33,8 +34,8 @@ func concat(parts ...[]byte) []byte {
 // panics or hangs.
 func FuzzServe(f *testing.F) {
 	f.Add(uint8(0), concat(
-		frame(f, map[string]any{"Command": "ObserveNotification", "Name": NotifySyncCancelRequest}, wire.XML),
-		frame(f, map[string]any{"Command": "PostNotification", "Name": NotifySyncDidStart}, wire.XML),
+		frame(f, map[string]any{"Command": "ObserveNotification", "Name": notification.SyncCancelRequest}, wire.XML),
+		frame(f, map[string]any{"Command": "PostNotification", "Name": notification.SyncDidStart}, wire.XML),
 		frame(f, map[string]any{"Command": "Shutdown"}, wire.XML)))
 	f.Add(uint8(1), concat(
 		afc.Packet{Num: 1, Op: afc.OpFileOpen, HeaderPayload: afc.EncodeOpen(afc.ModeReadWrite, afc.SyncLockPath)}.Encode(),

@@ -7,21 +7,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
-)
-
-// Notification names a backup host and the device exchange. The host
-// posts the itunes-mobdev ones; the device sends the itunes-client ones to
-// hosts that observe them (libimobiledevice's NP_SYNC_* names).
-const (
-	NotifySyncWillStart     = "com.apple.itunes-mobdev.syncWillStart"
-	NotifySyncLockRequest   = "com.apple.itunes-mobdev.syncLockRequest"
-	NotifySyncDidStart      = "com.apple.itunes-mobdev.syncDidStart"
-	NotifySyncDidFinish     = "com.apple.itunes-mobdev.syncDidFinish"
-	NotifySyncCancelRequest = "com.apple.itunes-client.syncCancelRequest"
-	NotifySyncSuspend       = "com.apple.itunes-client.syncSuspendRequest"
-	NotifySyncResume        = "com.apple.itunes-client.syncResumeRequest"
-	NotifyBackupDomain      = "com.apple.mobile.backup.domain_changed"
 )
 
 // relayQueue is how many device notifications may wait for one slow
@@ -223,7 +210,7 @@ func ServeNotificationProxy(ctx context.Context, conn net.Conn, cfg NotifyConfig
 		case <-ctx.Done():
 			return ctx.Err()
 		case name := <-s.relay:
-			msg := map[string]any{"Command": "RelayNotification", "Name": name}
+			msg := map[string]any{"Command": notification.CommandRelay, "Name": name}
 			if err := wire.WritePlist(conn, msg, wire.XML); err != nil {
 				return ended(ctx, service, err)
 			}
@@ -236,12 +223,12 @@ func ServeNotificationProxy(ctx context.Context, conn net.Conn, cfg NotifyConfig
 				return ended(ctx, service, fmt.Errorf("request without a Command: %w", ErrMalformed))
 			}
 			switch cmd {
-			case "ObserveNotification", "PostNotification":
+			case notification.CommandObserve, notification.CommandPost:
 				name, ok := str(r.m, "Name")
 				if !ok || name == "" {
 					return ended(ctx, service, fmt.Errorf("%s without a Name: %w", cmd, ErrMalformed))
 				}
-				if cmd == "ObserveNotification" {
+				if cmd == notification.CommandObserve {
 					log.observe(s, name)
 					continue
 				}
@@ -249,8 +236,8 @@ func ServeNotificationProxy(ctx context.Context, conn net.Conn, cfg NotifyConfig
 				if cfg.OnPost != nil {
 					cfg.OnPost(name)
 				}
-			case "Shutdown":
-				if err := wire.WritePlist(conn, map[string]any{"Command": "ProxyDeath"}, wire.XML); err != nil {
+			case notification.CommandShutdown:
+				if err := wire.WritePlist(conn, map[string]any{"Command": notification.CommandProxyDeath}, wire.XML); err != nil {
 					return ended(ctx, service, err)
 				}
 				return nil

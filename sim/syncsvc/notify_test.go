@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
 )
 
@@ -19,8 +20,8 @@ func serveNP(cfg NotifyConfig) func(context.Context, net.Conn) error {
 func TestNotifyPostThenShutdown(t *testing.T) {
 	log := NewNotifyLog()
 	c, errc := serve(t, testCtx(t), serveNP(NotifyConfig{Log: log}))
-	send(t, c, map[string]any{"Command": "PostNotification", "Name": NotifySyncWillStart}, wire.XML)
-	send(t, c, map[string]any{"Command": "PostNotification", "Name": NotifySyncLockRequest}, wire.XML)
+	send(t, c, map[string]any{"Command": "PostNotification", "Name": notification.SyncWillStart}, wire.XML)
+	send(t, c, map[string]any{"Command": "PostNotification", "Name": notification.SyncLockRequest}, wire.XML)
 	// A post has no answer: libimobiledevice does not read one.
 	silent(t, c)
 	send(t, c, map[string]any{"Command": "Shutdown"}, wire.XML)
@@ -30,7 +31,7 @@ func TestNotifyPostThenShutdown(t *testing.T) {
 	if err := served(t, errc); err != nil {
 		t.Fatalf("Serve = %v", err)
 	}
-	want := []string{NotifySyncWillStart, NotifySyncLockRequest}
+	want := []string{notification.SyncWillStart, notification.SyncLockRequest}
 	if got := log.Posted(); !slices.Equal(got, want) {
 		t.Fatalf("Posted() = %v, want %v", got, want)
 	}
@@ -42,20 +43,20 @@ func TestNotifyRelayReachesObservers(t *testing.T) {
 	// The device pushes a cancel as soon as the host says the sync began,
 	// the way the core injects a cancel fault.
 	cfg := NotifyConfig{Log: log, OnPost: func(name string) {
-		if name == NotifySyncDidStart {
-			log.Relay(NotifySyncCancelRequest)
+		if name == notification.SyncDidStart {
+			log.Relay(notification.SyncCancelRequest)
 		}
 	}}
 	observer, oerrc := serve(t, ctx, serveNP(cfg))
-	for _, n := range []string{NotifySyncCancelRequest, NotifySyncSuspend} {
+	for _, n := range []string{notification.SyncCancelRequest, notification.SyncSuspendRequest} {
 		send(t, observer, map[string]any{"Command": "ObserveNotification", "Name": n}, wire.XML)
 	}
-	for _, n := range []string{NotifySyncCancelRequest, NotifySyncSuspend} {
+	for _, n := range []string{notification.SyncCancelRequest, notification.SyncSuspendRequest} {
 		if err := log.WaitObserved(ctx, n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := log.Observed(); !slices.Equal(got, []string{NotifySyncCancelRequest, NotifySyncSuspend}) {
+	if got := log.Observed(); !slices.Equal(got, []string{notification.SyncCancelRequest, notification.SyncSuspendRequest}) {
 		t.Fatalf("Observed() = %v", got)
 	}
 	if n := log.Relay("com.example.nobody-observes"); n != 0 {
@@ -63,9 +64,9 @@ func TestNotifyRelayReachesObservers(t *testing.T) {
 	}
 
 	poster, perrc := serve(t, ctx, serveNP(cfg))
-	send(t, poster, map[string]any{"Command": "PostNotification", "Name": NotifySyncDidStart}, wire.XML)
+	send(t, poster, map[string]any{"Command": "PostNotification", "Name": notification.SyncDidStart}, wire.XML)
 	got := recv(t, observer)
-	if got["Command"] != "RelayNotification" || got["Name"] != NotifySyncCancelRequest {
+	if got["Command"] != "RelayNotification" || got["Name"] != notification.SyncCancelRequest {
 		t.Fatalf("observer got %v, want a relayed cancel", got)
 	}
 	silent(t, poster) // the poster observes nothing
@@ -84,7 +85,7 @@ func TestNotifyRelayReachesObservers(t *testing.T) {
 	if got := log.Observed(); len(got) != 0 {
 		t.Fatalf("closed connections still observe %v", got)
 	}
-	if n := log.Relay(NotifySyncCancelRequest); n != 0 {
+	if n := log.Relay(notification.SyncCancelRequest); n != 0 {
 		t.Fatalf("relay after close reached %d connections", n)
 	}
 }
@@ -94,8 +95,8 @@ func TestNotifyWaitPosted(t *testing.T) {
 	log := NewNotifyLog()
 	c, _ := serve(t, ctx, serveNP(NotifyConfig{Log: log}))
 	done := make(chan error, 1)
-	go func() { done <- log.WaitPosted(ctx, NotifySyncDidFinish) }()
-	send(t, c, map[string]any{"Command": "PostNotification", "Name": NotifySyncDidFinish}, wire.XML)
+	go func() { done <- log.WaitPosted(ctx, notification.SyncDidFinish) }()
+	send(t, c, map[string]any{"Command": "PostNotification", "Name": notification.SyncDidFinish}, wire.XML)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
