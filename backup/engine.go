@@ -320,7 +320,7 @@ func stagedFacts(fs *stagingFS, udid string, willEncrypt bool) (full, encrypted 
 type helpers struct {
 	values deviceValues
 	info   []byte
-	np     *notifier
+	np     *notificationClient
 	afc    *afc.Client
 	afcC   net.Conn
 	lock   *afc.SyncLock
@@ -356,16 +356,16 @@ func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun conte
 	if err != nil {
 		return h, err
 	}
-	h.np = newNotifier(npc, e.opts.ServiceTimeout, func(name string) {
+	h.np = newNotificationClient(npc, e.opts.ServiceTimeout, func(name string) {
 		switch name {
 		case notification.SyncCancelRequest:
 			log.Warn("the iPhone asked to cancel the backup")
 			cancelRun(ErrCancelledByDevice)
 		case notification.PasscodePresented:
 			log.Info("the iPhone asks for its passcode to start the backup")
-			pass.notified(true)
+			pass.fromNotification(true)
 		case notification.PasscodeDismissed:
-			pass.notified(false)
+			pass.fromNotification(false)
 		default:
 			// Suspend and resume have no meaning for a backup in
 			// progress: the stall timer covers a device that pauses.

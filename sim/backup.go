@@ -65,11 +65,11 @@ func (d *Device) serveBackup(c net.Conn) error {
 			BuildVersion:   cfg.BuildVersion,
 			SerialNumber:   cfg.SerialNumber,
 		},
-		Set:        d.state.files,
-		Stats:      d.state.stats,
-		Encryption: d.state.enc,
-		Unplug:     d.Unplug,
-		Notify:     func(name string) { d.state.notify.Relay(name) },
+		Set:               d.state.files,
+		Stats:             d.state.stats,
+		Encryption:        d.state.enc,
+		Unplug:            d.Unplug,
+		RelayNotification: func(name string) { d.state.notifications.Relay(name) },
 		// iphonesim ctl unlock is the person entering the passcode.
 		PasscodeEntered: d.passcodeEntered,
 		Faults: backupsvc.Faults{

@@ -15,12 +15,12 @@ import (
 
 // deviceState is what outlives one connection to a device's services.
 type deviceState struct {
-	files  *fileset.Set
-	afc    *syncsvc.AFCFS
-	notify *syncsvc.NotifyLog
-	apps   []syncsvc.App
-	stats  *backupsvc.Stats
-	enc    *backupsvc.Encryption
+	files         *fileset.Set
+	afc           *syncsvc.AFCFS
+	notifications *syncsvc.NotificationCenter
+	apps          []syncsvc.App
+	stats         *backupsvc.Stats
+	enc           *backupsvc.Encryption
 }
 
 func (d *Device) initServices() error {
@@ -30,12 +30,12 @@ func (d *Device) initServices() error {
 		return err
 	}
 	d.state = deviceState{
-		files:  set,
-		afc:    syncsvc.NewAFCFS(),
-		notify: syncsvc.NewNotifyLog(),
-		apps:   syncsvc.DefaultApps(),
-		stats:  &backupsvc.Stats{},
-		enc:    backupsvc.NewEncryption(d.cfg.BackupPassword),
+		files:         set,
+		afc:           syncsvc.NewAFCFS(),
+		notifications: syncsvc.NewNotificationCenter(),
+		apps:          syncsvc.DefaultApps(),
+		stats:         &backupsvc.Stats{},
+		enc:           backupsvc.NewEncryption(d.cfg.BackupPassword),
 	}
 	return nil
 }
@@ -48,7 +48,7 @@ func (d *Device) handler(name string) (func(net.Conn), bool) {
 		lockdown.ServiceNotificationProxy: func(c net.Conn) error {
 			ctx, cancel := d.sim.ctx()
 			defer cancel()
-			return syncsvc.ServeNotificationProxy(ctx, c, syncsvc.NotifyConfig{Log: d.state.notify})
+			return syncsvc.ServeNotificationProxy(ctx, c, syncsvc.NotificationConfig{Center: d.state.notifications})
 		},
 		lockdown.ServiceAFC: func(c net.Conn) error {
 			ctx, cancel := d.sim.ctx()
@@ -116,7 +116,7 @@ func (d *Device) FileHashes() map[string]string {
 }
 
 // Notifications returns the names of the notifications hosts posted.
-func (d *Device) Notifications() []string { return d.state.notify.Posted() }
+func (d *Device) Notifications() []string { return d.state.notifications.Posted() }
 
 // SyncLocked reports whether a host holds the sync lock.
 func (d *Device) SyncLocked() bool { return d.state.afc.Locked(afc.SyncLockPath) }

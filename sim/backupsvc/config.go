@@ -67,10 +67,10 @@ type Config struct {
 	TempDir string
 	// Now is the clock for plist dates; nil means time.Now.
 	Now func() time.Time
-	// Notify, if set, relays a device notification to the hosts that
+	// RelayNotification, if set, relays a device notification to the hosts that
 	// observe it (notification_proxy): the passcode prompt's
 	// notification.PasscodePresented and notification.PasscodeDismissed.
-	Notify func(name string)
+	RelayNotification func(name string)
 	// PasscodeEntered, if set, is called when the passcode prompt
 	// appears and returns a channel that is closed when the person enters
 	// the passcode; the prompt then ends before its PasscodeDelay.

@@ -35,7 +35,7 @@ func TestPasscodePrompt(t *testing.T) {
 			var mu sync.Mutex
 			var relayed []string
 			entered := make(chan struct{})
-			cfg.Notify = func(name string) {
+			cfg.RelayNotification = func(name string) {
 				mu.Lock()
 				relayed = append(relayed, name)
 				mu.Unlock()
@@ -79,7 +79,7 @@ func TestNoPasscodePromptByDefault(t *testing.T) {
 	dev, hc := connPair(t)
 	cfg := r.config(Faults{})
 	var relayed []string
-	cfg.Notify = func(name string) { relayed = append(relayed, name) }
+	cfg.RelayNotification = func(name string) { relayed = append(relayed, name) }
 	done := make(chan error, 1)
 	go func() { done <- Serve(context.Background(), dev, cfg) }()
 	if err := r.host.run(hc, backupReq(true)); err != nil {

@@ -222,8 +222,8 @@ func (s *session) unplug() error {
 
 // relay sends a device notification to the hosts observing it.
 func (s *session) relay(name string) {
-	if s.cfg.Notify != nil {
-		s.cfg.Notify(name)
+	if s.cfg.RelayNotification != nil {
+		s.cfg.RelayNotification(name)
 	}
 }
 

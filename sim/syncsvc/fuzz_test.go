@@ -59,7 +59,7 @@ func FuzzServe(f *testing.F) {
 		defer cancel()
 		apps := DefaultApps()
 		services := []func(context.Context, net.Conn) error{
-			serveNP(NotifyConfig{}),
+			serveNP(NotificationConfig{}),
 			serveAFC(AFCConfig{MaxPacket: 1 << 16}),
 			serveIP(InstProxyConfig{Apps: apps, PageSize: 2}),
 			serveSB(SpringboardConfig{}),

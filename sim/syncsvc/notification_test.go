@@ -13,13 +13,13 @@ import (
 	"github.com/backupd/backupd/proto/wire"
 )
 
-func serveNP(cfg NotifyConfig) func(context.Context, net.Conn) error {
+func serveNP(cfg NotificationConfig) func(context.Context, net.Conn) error {
 	return func(ctx context.Context, c net.Conn) error { return ServeNotificationProxy(ctx, c, cfg) }
 }
 
-func TestNotifyPostThenShutdown(t *testing.T) {
-	log := NewNotifyLog()
-	c, errc := serve(t, testCtx(t), serveNP(NotifyConfig{Log: log}))
+func TestNotificationPostThenShutdown(t *testing.T) {
+	log := NewNotificationCenter()
+	c, errc := serve(t, testCtx(t), serveNP(NotificationConfig{Center: log}))
 	send(t, c, map[string]any{"Command": "PostNotification", "Name": notification.SyncWillStart}, wire.XML)
 	send(t, c, map[string]any{"Command": "PostNotification", "Name": notification.SyncLockRequest}, wire.XML)
 	// A post has no answer: libimobiledevice does not read one.
@@ -37,12 +37,12 @@ func TestNotifyPostThenShutdown(t *testing.T) {
 	}
 }
 
-func TestNotifyRelayReachesObservers(t *testing.T) {
+func TestNotificationRelayReachesObservers(t *testing.T) {
 	ctx := testCtx(t)
-	log := NewNotifyLog()
+	log := NewNotificationCenter()
 	// The device pushes a cancel as soon as the host says the sync began,
 	// the way the core injects a cancel fault.
-	cfg := NotifyConfig{Log: log, OnPost: func(name string) {
+	cfg := NotificationConfig{Center: log, OnPost: func(name string) {
 		if name == notification.SyncDidStart {
 			log.Relay(notification.SyncCancelRequest)
 		}
@@ -90,10 +90,10 @@ func TestNotifyRelayReachesObservers(t *testing.T) {
 	}
 }
 
-func TestNotifyWaitPosted(t *testing.T) {
+func TestNotificationWaitPosted(t *testing.T) {
 	ctx := testCtx(t)
-	log := NewNotifyLog()
-	c, _ := serve(t, ctx, serveNP(NotifyConfig{Log: log}))
+	log := NewNotificationCenter()
+	c, _ := serve(t, ctx, serveNP(NotificationConfig{Center: log}))
 	done := make(chan error, 1)
 	go func() { done <- log.WaitPosted(ctx, notification.SyncDidFinish) }()
 	send(t, c, map[string]any{"Command": "PostNotification", "Name": notification.SyncDidFinish}, wire.XML)
@@ -107,7 +107,7 @@ func TestNotifyWaitPosted(t *testing.T) {
 	}
 }
 
-func TestNotifyEnds(t *testing.T) {
+func TestNotificationEnds(t *testing.T) {
 	oversized := make([]byte, 4)
 	binary.BigEndian.PutUint32(oversized, maxRequest+1)
 	tests := []struct {
@@ -127,7 +127,7 @@ func TestNotifyEnds(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, errc := serve(t, testCtx(t), serveNP(NotifyConfig{}))
+			c, errc := serve(t, testCtx(t), serveNP(NotificationConfig{}))
 			if tc.req != nil {
 				send(t, c, tc.req, wire.XML)
 			}
@@ -151,9 +151,9 @@ func TestNotifyEnds(t *testing.T) {
 // errAny in a table means "some error".
 var errAny = errors.New("any error")
 
-func TestNotifyContextCancel(t *testing.T) {
+func TestNotificationContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	_, errc := serve(t, ctx, serveNP(NotifyConfig{}))
+	_, errc := serve(t, ctx, serveNP(NotificationConfig{}))
 	cancel()
 	if err := served(t, errc); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Serve = %v, want canceled", err)

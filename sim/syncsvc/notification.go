@@ -15,11 +15,11 @@ import (
 // connection before Relay stops queueing to it.
 const relayQueue = 32
 
-// NotifyLog is one device's notification center: it records what hosts
-// post and lets the device push notifications to the connections that
-// observe them. One per device, shared by all its notification_proxy
-// connections; safe for concurrent use.
-type NotifyLog struct {
+// NotificationCenter is one device's notification center: it records
+// what hosts post and lets the device push notifications to the
+// connections that observe them. One per device, shared by all its
+// notification_proxy connections; safe for concurrent use.
+type NotificationCenter struct {
 	mu       sync.Mutex
 	posted   []string
 	sessions map[*npSession]struct{}
@@ -30,27 +30,27 @@ type NotifyLog struct {
 
 type npSession struct {
 	relay    chan string
-	observes map[string]bool // guarded by NotifyLog.mu
+	observes map[string]bool // guarded by NotificationCenter.mu
 }
 
-// NewNotifyLog returns an empty notification center.
-func NewNotifyLog() *NotifyLog {
-	return &NotifyLog{sessions: map[*npSession]struct{}{}, changed: make(chan struct{})}
+// NewNotificationCenter returns an empty notification center.
+func NewNotificationCenter() *NotificationCenter {
+	return &NotificationCenter{sessions: map[*npSession]struct{}{}, changed: make(chan struct{})}
 }
 
 // Posted returns the names hosts posted, in order.
-func (l *NotifyLog) Posted() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.posted)
+func (c *NotificationCenter) Posted() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.posted)
 }
 
 // Observed returns, sorted, the names that connections still open observe.
-func (l *NotifyLog) Observed() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (c *NotificationCenter) Observed() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var names []string
-	for s := range l.sessions {
+	for s := range c.sessions {
 		for n := range s.observes {
 			if !slices.Contains(names, n) {
 				names = append(names, n)
@@ -65,11 +65,11 @@ func (l *NotifyLog) Observed() []string {
 // name and returns how many it was queued to. A connection that has not
 // drained relayQueue earlier notifications misses this one, as a real
 // device does not wait for a host that stopped reading.
-func (l *NotifyLog) Relay(name string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (c *NotificationCenter) Relay(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n := 0
-	for s := range l.sessions {
+	for s := range c.sessions {
 		if !s.observes[name] {
 			continue
 		}
@@ -83,15 +83,15 @@ func (l *NotifyLog) Relay(name string) int {
 }
 
 // WaitPosted blocks until some host has posted name, or ctx ends.
-func (l *NotifyLog) WaitPosted(ctx context.Context, name string) error {
-	return l.wait(ctx, func() bool { return slices.Contains(l.posted, name) })
+func (c *NotificationCenter) WaitPosted(ctx context.Context, name string) error {
+	return c.wait(ctx, func() bool { return slices.Contains(c.posted, name) })
 }
 
 // WaitObserved blocks until an open connection observes name, or ctx
 // ends. Relaying before that would reach nobody.
-func (l *NotifyLog) WaitObserved(ctx context.Context, name string) error {
-	return l.wait(ctx, func() bool {
-		for s := range l.sessions {
+func (c *NotificationCenter) WaitObserved(ctx context.Context, name string) error {
+	return c.wait(ctx, func() bool {
+		for s := range c.sessions {
 			if s.observes[name] {
 				return true
 			}
@@ -100,12 +100,12 @@ func (l *NotifyLog) WaitObserved(ctx context.Context, name string) error {
 	})
 }
 
-// wait polls cond, under the lock, each time the log changes.
-func (l *NotifyLog) wait(ctx context.Context, cond func() bool) error {
+// wait polls cond, under the lock, each time the center changes.
+func (c *NotificationCenter) wait(ctx context.Context, cond func() bool) error {
 	for {
-		l.mu.Lock()
-		ok, ch := cond(), l.changed
-		l.mu.Unlock()
+		c.mu.Lock()
+		ok, ch := cond(), c.changed
+		c.mu.Unlock()
 		if ok {
 			return nil
 		}
@@ -117,44 +117,44 @@ func (l *NotifyLog) wait(ctx context.Context, cond func() bool) error {
 	}
 }
 
-// notifyLocked wakes waiters; l.mu must be held.
-func (l *NotifyLog) notifyLocked() {
-	close(l.changed)
-	l.changed = make(chan struct{})
+// wakeLocked wakes waiters; c.mu must be held.
+func (c *NotificationCenter) wakeLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
-func (l *NotifyLog) attach(s *npSession) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.sessions[s] = struct{}{}
+func (c *NotificationCenter) attach(s *npSession) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sessions[s] = struct{}{}
 }
 
-func (l *NotifyLog) detach(s *npSession) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.sessions, s)
-	l.notifyLocked()
+func (c *NotificationCenter) detach(s *npSession) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sessions, s)
+	c.wakeLocked()
 }
 
-func (l *NotifyLog) observe(s *npSession, name string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (c *NotificationCenter) observe(s *npSession, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	s.observes[name] = true
-	l.notifyLocked()
+	c.wakeLocked()
 }
 
-func (l *NotifyLog) post(name string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.posted = append(l.posted, name)
-	l.notifyLocked()
+func (c *NotificationCenter) post(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.posted = append(c.posted, name)
+	c.wakeLocked()
 }
 
-// NotifyConfig configures one notification_proxy connection.
-type NotifyConfig struct {
-	// Log is the device's notification center. Nil gives the connection a
+// NotificationConfig configures one notification_proxy connection.
+type NotificationConfig struct {
+	// Center is the device's notification center. Nil gives the connection a
 	// private one nobody else sees.
-	Log *NotifyLog
+	Center *NotificationCenter
 	// OnPost, if set, runs after each post is recorded, on the serving
 	// goroutine. Fault injection hooks in here, for example relaying a
 	// cancel once the host posts syncDidStart.
@@ -172,19 +172,19 @@ type npRequest struct {
 // waits for that answer on every client it frees (up to 30 s without it),
 // and a backup frees one per notification it posts.
 //
-// Notifications relayed through the config's Log reach the host as
+// Notifications relayed through the config's Center reach the host as
 // {Command: RelayNotification, Name}. Unknown commands are ignored, as a
 // device does.
-func ServeNotificationProxy(ctx context.Context, conn net.Conn, cfg NotifyConfig) error {
+func ServeNotificationProxy(ctx context.Context, conn net.Conn, cfg NotificationConfig) error {
 	const service = "notification_proxy"
 	defer own(ctx, conn)()
-	log := cfg.Log
-	if log == nil {
-		log = NewNotifyLog()
+	center := cfg.Center
+	if center == nil {
+		center = NewNotificationCenter()
 	}
 	s := &npSession{relay: make(chan string, relayQueue), observes: map[string]bool{}}
-	log.attach(s)
-	defer log.detach(s)
+	center.attach(s)
+	defer center.detach(s)
 
 	// Requests are read on their own goroutine so that relayed
 	// notifications go out while the host is silent, as the device's do.
@@ -229,10 +229,10 @@ func ServeNotificationProxy(ctx context.Context, conn net.Conn, cfg NotifyConfig
 					return ended(ctx, service, fmt.Errorf("%s without a Name: %w", cmd, ErrMalformed))
 				}
 				if cmd == notification.CommandObserve {
-					log.observe(s, name)
+					center.observe(s, name)
 					continue
 				}
-				log.post(name)
+				center.post(name)
 				if cfg.OnPost != nil {
 					cfg.OnPost(name)
 				}

@@ -11,19 +11,19 @@ import (
 	"github.com/backupd/backupd/sim/syncsvc"
 )
 
-// TestNotifier runs the client against the simulator's notification_proxy:
-// posts arrive in order, observed notifications are relayed back, and
-// Close waits for ProxyDeath.
-func TestNotifier(t *testing.T) {
+// TestNotificationClient runs the client against the simulator's
+// notification_proxy: posts arrive in order, observed notifications are
+// relayed back, and Close waits for ProxyDeath.
+func TestNotificationClient(t *testing.T) {
 	host, dev := net.Pipe()
-	log := syncsvc.NewNotifyLog()
+	log := syncsvc.NewNotificationCenter()
 	served := make(chan error, 1)
 	go func() {
-		served <- syncsvc.ServeNotificationProxy(context.Background(), dev, syncsvc.NotifyConfig{Log: log})
+		served <- syncsvc.ServeNotificationProxy(context.Background(), dev, syncsvc.NotificationConfig{Center: log})
 	}()
 
 	relayed := make(chan string, 4)
-	n := newNotifier(host, 5*time.Second, func(name string) { relayed <- name })
+	n := newNotificationClient(host, 5*time.Second, func(name string) { relayed <- name })
 	ctx := testCtx(t)
 	if err := n.Observe(ctx, notification.SyncCancelRequest, notification.SyncSuspendRequest); err != nil {
 		t.Fatal(err)
@@ -62,9 +62,9 @@ func TestNotifier(t *testing.T) {
 	}
 }
 
-// TestNotifierNoProxyDeath: a device that never answers Shutdown costs at
-// most the timeout.
-func TestNotifierNoProxyDeath(t *testing.T) {
+// TestNotificationClientNoProxyDeath: a device that never answers Shutdown
+// costs at most the timeout.
+func TestNotificationClientNoProxyDeath(t *testing.T) {
 	host, dev := net.Pipe()
 	defer dev.Close()
 	go func() {
@@ -75,7 +75,7 @@ func TestNotifierNoProxyDeath(t *testing.T) {
 			}
 		}
 	}()
-	n := newNotifier(host, 200*time.Millisecond, nil)
+	n := newNotificationClient(host, 200*time.Millisecond, nil)
 	start := time.Now()
 	if err := n.Close(testCtx(t)); err == nil {
 		t.Error("Close without ProxyDeath reported success")

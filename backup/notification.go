@@ -15,16 +15,16 @@ import (
 	"github.com/backupd/backupd/proto/wire"
 )
 
-// maxNotifyMessage bounds one notification_proxy message; real ones are a
-// few hundred bytes.
-const maxNotifyMessage = 64 << 10
+// maxNotificationMessage bounds one notification_proxy message; real ones
+// are a few hundred bytes.
+const maxNotificationMessage = 64 << 10
 
-// notifier is a host client of com.apple.mobile.notification_proxy: it
-// posts and observes notifications on one connection. A goroutine reads
-// what the device sends (relayed notifications at any time, ProxyDeath
-// after Shutdown) and hands relayed names to onRelay; it ends when the
-// connection does. Post and Observe may be called from any goroutine.
-type notifier struct {
+// notificationClient is a host client of
+// com.apple.mobile.notification_proxy: it posts and observes notifications
+// on one connection. A goroutine reads what the device sends (relayed
+// notifications at any time, ProxyDeath after Shutdown) and hands relayed
+// names to onRelay; it ends when the connection does. Post and Observe may be called from any goroutine.
+type notificationClient struct {
 	conn    net.Conn
 	timeout time.Duration
 	onRelay func(name string)
@@ -35,11 +35,11 @@ type notifier struct {
 	readErr    error         // why the reader ended; read after done
 }
 
-// newNotifier starts reading conn. onRelay, if not nil, runs on the
-// reading goroutine for each relayed notification; it must not block.
+// newNotificationClient starts reading conn. onRelay, if not nil, runs on
+// the reading goroutine for each relayed notification; it must not block.
 // timeout bounds each write.
-func newNotifier(conn net.Conn, timeout time.Duration, onRelay func(string)) *notifier {
-	n := &notifier{
+func newNotificationClient(conn net.Conn, timeout time.Duration, onRelay func(string)) *notificationClient {
+	n := &notificationClient{
 		conn:       conn,
 		timeout:    timeout,
 		onRelay:    onRelay,
@@ -50,12 +50,12 @@ func newNotifier(conn net.Conn, timeout time.Duration, onRelay func(string)) *no
 	return n
 }
 
-func (n *notifier) read() {
+func (n *notificationClient) read() {
 	defer close(n.done)
 	died := false
 	for {
 		var msg map[string]any
-		if err := wire.ReadPlist(n.conn, maxNotifyMessage, &msg); err != nil {
+		if err := wire.ReadPlist(n.conn, maxNotificationMessage, &msg); err != nil {
 			n.readErr = err
 			return
 		}
@@ -76,7 +76,7 @@ func (n *notifier) read() {
 }
 
 // send writes one command, bounded by ctx and the timeout.
-func (n *notifier) send(ctx context.Context, msg map[string]any) error {
+func (n *notificationClient) send(ctx context.Context, msg map[string]any) error {
 	n.wmu.Lock()
 	defer n.wmu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -96,12 +96,12 @@ func (n *notifier) send(ctx context.Context, msg map[string]any) error {
 }
 
 // Post posts a notification on the device.
-func (n *notifier) Post(ctx context.Context, name string) error {
+func (n *notificationClient) Post(ctx context.Context, name string) error {
 	return n.send(ctx, map[string]any{"Command": notification.CommandPost, "Name": name})
 }
 
 // Observe asks the device to relay each of names.
-func (n *notifier) Observe(ctx context.Context, names ...string) error {
+func (n *notificationClient) Observe(ctx context.Context, names ...string) error {
 	for _, name := range names {
 		if err := n.send(ctx, map[string]any{"Command": notification.CommandObserve, "Name": name}); err != nil {
 			return err
@@ -113,7 +113,7 @@ func (n *notifier) Observe(ctx context.Context, names ...string) error {
 // Close says Shutdown, waits (within ctx and the timeout) for the
 // device's ProxyDeath so that the posts before it are not lost, and
 // closes the connection. It returns once the reader has ended.
-func (n *notifier) Close(ctx context.Context) error {
+func (n *notificationClient) Close(ctx context.Context) error {
 	err := n.send(ctx, map[string]any{"Command": notification.CommandShutdown})
 	if err == nil {
 		t := time.NewTimer(n.timeout)
@@ -150,8 +150,8 @@ type passcodeState struct {
 	known bool
 }
 
-// notified is the device's own word: the prompt shows or went away.
-func (p *passcodeState) notified(showing bool) {
+// fromNotification is the device's own word: the prompt shows or went away.
+func (p *passcodeState) fromNotification(showing bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.known = true
@@ -159,7 +159,7 @@ func (p *passcodeState) notified(showing bool) {
 }
 
 // started: the device sent its first message, so no prompt shows.
-func (p *passcodeState) started() { p.notified(false) }
+func (p *passcodeState) started() { p.fromNotification(false) }
 
 // guess reports the prompt as likely showing unless the device has said
 // or shown otherwise.
