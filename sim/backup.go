@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"net"
 
 	"github.com/backupd/backupd/sim/backupsvc"
@@ -51,9 +52,7 @@ func (d *Device) BackupStats() BackupStats {
 // its backups are not encrypted).
 func (d *Device) BackupPassword() string { return d.state.enc.Password() }
 
-func (d *Device) serveBackup(c net.Conn) error {
-	ctx, cancel := d.sim.ctx()
-	defer cancel()
+func (d *Device) serveBackup(ctx context.Context, c net.Conn) error {
 	cfg := d.Config()
 	f := cfg.Faults
 	return backupsvc.Serve(ctx, c, backupsvc.Config{

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -42,28 +43,21 @@ func (d *Device) initServices() error {
 
 func (d *Device) willEncrypt() bool { return d.state.enc.WillEncrypt() }
 
-// handler returns what serves one connection to a started service.
+// handler returns what serves one connection to a started service. Each
+// connection is served until the simulator stops.
 func (d *Device) handler(name string) (func(net.Conn), bool) {
-	serve := map[string]func(net.Conn) error{
-		lockdown.ServiceNotificationProxy: func(c net.Conn) error {
-			ctx, cancel := d.sim.ctx()
-			defer cancel()
+	serve := map[string]func(context.Context, net.Conn) error{
+		lockdown.ServiceNotificationProxy: func(ctx context.Context, c net.Conn) error {
 			return syncsvc.ServeNotificationProxy(ctx, c, syncsvc.NotificationConfig{Center: d.state.notifications})
 		},
-		lockdown.ServiceAFC: func(c net.Conn) error {
-			ctx, cancel := d.sim.ctx()
-			defer cancel()
-			f := d.Config().Faults
-			return syncsvc.ServeAFC(ctx, c, syncsvc.AFCConfig{FS: d.state.afc, LockNeverGranted: f.LockNeverGranted, Model: d.Config().ProductType})
+		lockdown.ServiceAFC: func(ctx context.Context, c net.Conn) error {
+			cfg := d.Config()
+			return syncsvc.ServeAFC(ctx, c, syncsvc.AFCConfig{FS: d.state.afc, LockNeverGranted: cfg.Faults.LockNeverGranted, Model: cfg.ProductType})
 		},
-		lockdown.ServiceInstallationProxy: func(c net.Conn) error {
-			ctx, cancel := d.sim.ctx()
-			defer cancel()
+		lockdown.ServiceInstallationProxy: func(ctx context.Context, c net.Conn) error {
 			return syncsvc.ServeInstallationProxy(ctx, c, syncsvc.InstProxyConfig{Apps: d.state.apps})
 		},
-		lockdown.ServiceSpringboard: func(c net.Conn) error {
-			ctx, cancel := d.sim.ctx()
-			defer cancel()
+		lockdown.ServiceSpringboard: func(ctx context.Context, c net.Conn) error {
 			return syncsvc.ServeSpringboard(ctx, c, syncsvc.SpringboardConfig{})
 		},
 		lockdown.ServiceMobileBackup2: d.serveBackup,
@@ -72,7 +66,9 @@ func (d *Device) handler(name string) (func(net.Conn), bool) {
 		return nil, false
 	}
 	return func(c net.Conn) {
-		if err := serve(c); err != nil {
+		ctx, cancel := d.sim.ctx()
+		defer cancel()
+		if err := serve(ctx, c); err != nil {
 			d.sim.log.Debug("service ended", "udid", d.cfg.UDID, "service", name, "err", err)
 		}
 	}, true

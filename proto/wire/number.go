@@ -6,7 +6,9 @@ import "math"
 // signed and unsigned (libimobiledevice sends -13 as the unsigned 2^64-13),
 // so a uint64 is reinterpreted as two's complement. A real number with no
 // fraction counts too, because some devices send one where an integer
-// belongs; one with a fraction, or out of range, does not.
+// belongs; one with a fraction, or out of range, does not. The cases are
+// types, not kinds, so that a plist.UID (an object reference, not a
+// number) is refused.
 func Int(v any) (int64, bool) {
 	switch n := v.(type) {
 	case int64:

@@ -3,6 +3,8 @@ package wire
 import (
 	"math"
 	"testing"
+
+	"howett.net/plist"
 )
 
 func TestNumbers(t *testing.T) {
@@ -47,6 +49,7 @@ func TestNumbers(t *testing.T) {
 		{"bool", true, want{}},
 		{"nil", nil, want{}},
 		{"data", []byte{42}, want{}},
+		{"object reference", plist.UID(3), want{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
