@@ -18,6 +18,7 @@ import (
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/daemon/offline"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -495,7 +496,7 @@ func (d *Daemon) finishRun(r store.Run) (store.Run, error) {
 		}
 		return r, err
 	}
-	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Cause: stored.Cause, Summary: summary(stored.Cause), Run: RunView(stored)})
+	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Cause: stored.Cause, Summary: summary(stored.Cause), Run: offline.RunView(stored)})
 	if err := d.pruneDevice(stored.UDID); err != nil {
 		d.log.Warn().Err(err).Str("udid", stored.UDID).Msg("prune history")
 	}
@@ -511,7 +512,7 @@ func (d *Daemon) beginRun(r store.Run) (store.Run, error) {
 	d.mu.Lock()
 	d.open[stored.ID] = stored
 	d.mu.Unlock()
-	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Run: RunView(stored)})
+	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Run: offline.RunView(stored)})
 	return stored, nil
 }
 
@@ -522,7 +523,7 @@ func (d *Daemon) recordSkip(r store.Run) {
 		d.log.Error().Err(err).Str("udid", r.UDID).Msg("record a skipped backup")
 		return
 	}
-	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Cause: stored.Cause, Summary: summary(stored.Cause), Note: stored.Note, Run: RunView(stored)})
+	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Cause: stored.Cause, Summary: summary(stored.Cause), Note: stored.Note, Run: offline.RunView(stored)})
 	if err := d.pruneDevice(stored.UDID); err != nil {
 		d.log.Warn().Err(err).Str("udid", stored.UDID).Msg("prune history")
 	}
@@ -653,7 +654,7 @@ func (d *Daemon) recover(ctx context.Context) error {
 	}
 	for _, r := range ended {
 		d.log.Warn().Str("udid", r.UDID).Uint64("run", uint64(r.ID)).Time("started", r.Start).Msg("a backup was interrupted when backupd last stopped")
-		d.bus.publish(api.Event{Type: api.EventRun, UDID: r.UDID, Name: r.DeviceName, Cause: r.Cause, Summary: summary(r.Cause), Run: RunView(r)})
+		d.bus.publish(api.Event{Type: api.EventRun, UDID: r.UDID, Name: r.DeviceName, Cause: r.Cause, Summary: summary(r.Cause), Run: offline.RunView(r)})
 	}
 	if ret := d.retention(); ret != (store.Retention{}) {
 		if n, err := d.store.Prune(now, ret); err != nil {
