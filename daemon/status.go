@@ -221,17 +221,29 @@ func (d *Daemon) run(id uint64) (api.Run, error) {
 	return *offline.RunView(r), nil
 }
 
-// backupNow asks a connected device's actor for a backup.
-func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
+// requestActor returns udid's actor for a request someone makes of the
+// device, or the API's answer: unavailable while the daemon stops,
+// not_connected for a device the history knows that was not seen since
+// the start, not_found for one it does not know.
+func (d *Daemon) requestActor(udid string) (*actor, error) {
 	if d.isStopping() {
-		return &api.Error{Code: api.ErrUnavailable, Message: errStopping.Error()}
+		return nil, &api.Error{Code: api.ErrUnavailable, Message: errStopping.Error()}
 	}
 	a, ok := d.actor(udid)
 	if !ok {
 		if _, err := d.store.Device(udid); err == nil {
-			return &api.Error{Code: api.ErrNotConnected, Message: errNotConnected.Error()}
+			return nil, &api.Error{Code: api.ErrNotConnected, Message: errNotConnected.Error()}
 		}
-		return &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
+		return nil, &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
+	}
+	return a, nil
+}
+
+// backupNow asks a connected device's actor for a backup.
+func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
+	a, err := d.requestActor(udid)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, manualTimeout)
 	defer cancel()
@@ -239,7 +251,6 @@ func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
 	if !a.send(ctx, actorMsg{kind: msgManual, full: full, reply: reply}) {
 		return &api.Error{Code: api.ErrUnavailable, Message: "the device's worker did not answer: " + ctx.Err().Error()}
 	}
-	var err error
 	select {
 	case err = <-reply:
 	case <-ctx.Done():
