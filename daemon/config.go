@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/backup/repo"
-	"github.com/backupd/backupd/daemon/notify"
+	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -51,8 +51,10 @@ type Config struct {
 	Backup    BackupConfig    `toml:"backup"`
 	History   HistoryConfig   `toml:"history"`
 	API       APIConfig       `toml:"api"`
-	Notify    NotifyConfig    `toml:"notify"`
-	Metrics   MetricsConfig   `toml:"metrics"`
+	// Notify is the hooks' table; the field keeps the file's name for
+	// it, [notify], which configuration files already use.
+	Notify  HooksConfig   `toml:"notify"`
+	Metrics MetricsConfig `toml:"metrics"`
 }
 
 // Values of Policy.Encryption.
@@ -171,11 +173,11 @@ type APIConfig struct {
 	Token string `toml:"token"`
 }
 
-// NotifyConfig configures the hooks: commands run and webhooks called
+// HooksConfig configures the hooks: commands run and webhooks called
 // when a backup succeeds, fails or is skipped, when a device is overdue
-// or when a backup waits for the passcode (package notify). A hook never
+// or when a backup waits for the passcode (package hook). A hook never
 // holds up a backup: events wait in a bounded queue per hook.
-type NotifyConfig struct {
+type HooksConfig struct {
 	// Events are the events a hook receives when it does not list its
 	// own: success, failure, skip, overdue, passcode, interrupted.
 	Events []string `toml:"events"`
@@ -252,11 +254,11 @@ func DefaultConfig() Config {
 			Clone:               "auto",
 		},
 		History: HistoryConfig{KeepRuns: 1000},
-		Notify: NotifyConfig{
-			Events:  notify.KindNames(notify.DefaultKinds),
-			Timeout: Duration(notify.DefaultTimeout),
-			Retries: notify.DefaultRetries,
-			Queue:   notify.DefaultQueue,
+		Notify: HooksConfig{
+			Events:  hook.KindNames(hook.DefaultKinds),
+			Timeout: Duration(hook.DefaultTimeout),
+			Retries: hook.DefaultRetries,
+			Queue:   hook.DefaultQueue,
 		},
 	}
 }
@@ -414,26 +416,26 @@ func (c Config) validateLimits(p *problems) {
 
 // validate checks the hooks; each problem names its key, a hook as
 // notify.hook[N] counting from 1 as a person reading the file does.
-func (n NotifyConfig) validate(p *problems) {
-	if _, err := notify.ParseKinds(n.Events); err != nil {
+func (n HooksConfig) validate(p *problems) {
+	if _, err := hook.ParseKinds(n.Events); err != nil {
 		p.bad("notify.events", "%v", err)
 	}
 	if n.Timeout <= 0 {
 		p.bad("notify.timeout", "must be more than 0, got %v", n.Timeout)
 	}
-	if n.Retries < 0 || n.Retries > notify.MaxRetries {
-		p.bad("notify.retries", "must be from 0 to %d, got %d", notify.MaxRetries, n.Retries)
+	if n.Retries < 0 || n.Retries > hook.MaxRetries {
+		p.bad("notify.retries", "must be from 0 to %d, got %d", hook.MaxRetries, n.Retries)
 	}
 	if n.Queue < 1 {
 		p.bad("notify.queue", "must be at least 1, got %d", n.Queue)
 	}
 	for i, h := range n.Hooks {
 		key := fmt.Sprintf("notify.hook[%d]", i+1)
-		if _, err := notify.ParseKinds(h.Events); err != nil {
+		if _, err := hook.ParseKinds(h.Events); err != nil {
 			p.bad(key+".events", "%v", err)
 		}
 		if err := h.hook().Check(); err != nil {
-			var fe *notify.FieldError
+			var fe *hook.FieldError
 			if errors.As(err, &fe) {
 				p.bad(key+"."+fe.Field, "%s", fe.Problem)
 			} else {
@@ -443,10 +445,10 @@ func (n NotifyConfig) validate(p *problems) {
 	}
 }
 
-// hook returns h for package notify.
-func (h HookConfig) hook() notify.Hook {
-	kinds, _ := notify.ParseKinds(h.Events) // validate reports a bad one
-	return notify.Hook{
+// hook returns h for package hook.
+func (h HookConfig) hook() hook.Hook {
+	kinds, _ := hook.ParseKinds(h.Events) // validate reports a bad one
+	return hook.Hook{
 		Name:    h.Name,
 		Command: h.Command,
 		Webhook: h.Webhook,
@@ -456,10 +458,10 @@ func (h HookConfig) hook() notify.Hook {
 	}
 }
 
-// notifyOptions returns the notifier's options; Validate checked them.
-func (n NotifyConfig) notifyOptions() notify.Options {
-	def, _ := notify.ParseKinds(n.Events)
-	opts := notify.Options{
+// hookOptions returns the hook runner's options; Validate checked them.
+func (n HooksConfig) hookOptions() hook.Options {
+	def, _ := hook.ParseKinds(n.Events)
+	opts := hook.Options{
 		Timeout: n.Timeout.D(),
 		Retries: n.Retries,
 		Queue:   n.Queue,

@@ -66,13 +66,13 @@ type Daemon struct {
 	ran atomic.Bool
 
 	// Set by Run before any actor or handler reads them.
-	store    *store.Store
-	mux      *usbmux.Client
-	tracker  *usbmux.StabilityTracker
-	slots    chan struct{}
-	started  time.Time
-	stopping chan struct{} // closed when shutdown begins
-	hooks    *hooks        // notifications and metrics (hooks.go)
+	store     *store.Store
+	mux       *usbmux.Client
+	tracker   *usbmux.StabilityTracker
+	slots     chan struct{}
+	started   time.Time
+	stopping  chan struct{} // closed when shutdown begins
+	observers *observers    // the hooks and the metrics (observers.go)
 
 	actorWG sync.WaitGroup
 
@@ -146,10 +146,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer ln.Close()
 
-	if d.hooks, err = d.startHooks(); err != nil {
+	if d.observers, err = d.startObservers(); err != nil {
 		return err
 	}
-	defer d.stopHooks()
+	defer d.stopObservers()
 	_, _ = d.openRepo()
 	if err := d.recover(ctx); err != nil {
 		return err
@@ -253,7 +253,7 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Se
 			closeListeners()
 			return nil, nil, fmt.Errorf("metrics.listen: %w", err)
 		}
-		servers = append(servers, d.newServer(ctx, d.hooks.metrics.Handler()))
+		servers = append(servers, d.newServer(ctx, d.observers.metrics.Handler()))
 		listeners = append(listeners, mln)
 		d.log.Info().Str("addr", mln.Addr().String()).Msg("serving metrics at /metrics")
 	}
@@ -343,7 +343,7 @@ func (d *Daemon) shutdown(stopSrv context.CancelFunc, servers []*http.Server) {
 	hooksDone := make(chan struct{})
 	go func() {
 		defer close(hooksDone)
-		d.stopHooks() // beside the servers' stop: the same second bounds both
+		d.stopObservers() // beside the servers' stop: the same second bounds both
 	}()
 	stopSrv()
 	sctx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)

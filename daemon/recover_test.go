@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/daemon/api"
-	"github.com/backupd/backupd/daemon/notify"
+	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/store"
 )
 
@@ -28,19 +28,19 @@ func TestRecoveredRunsAreTold(t *testing.T) {
 	tests := []struct {
 		name      string
 		committed bool
-		want      notify.Kind
+		want      hook.Kind
 		outcome   string
 	}{
-		{"recovered success", true, notify.KindSuccess, api.OutcomeSuccess},
-		{"interrupted", false, notify.KindInterrupted, api.OutcomeInterrupted},
+		{"recovered success", true, hook.KindSuccess, api.OutcomeSuccess},
+		{"interrupted", false, hook.KindInterrupted, api.OutcomeInterrupted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const udid = "00008030-001A2B3C4D5E802E"
 			var mu sync.Mutex
-			var got []notify.Event
+			var got []hook.Event
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				var ev notify.Event
+				var ev hook.Event
 				_ = json.NewDecoder(r.Body).Decode(&ev)
 				mu.Lock()
 				got = append(got, ev)
@@ -55,7 +55,7 @@ func TestRecoveredRunsAreTold(t *testing.T) {
 			leaveRunning(t, cfg, udid, tt.committed)
 
 			r := start(t, cfg, Options{})
-			var ev notify.Event
+			var ev hook.Event
 			waitFor(t, 10*time.Second, "the recovered run's hook event", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
