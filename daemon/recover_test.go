@@ -2,15 +2,12 @@ package daemon
 
 import (
 	"bufio"
-	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,29 +34,18 @@ func TestRecoveredRunsAreTold(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const udid = "00008030-001A2B3C4D5E802E"
-			var mu sync.Mutex
-			var got []hook.Event
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				var ev hook.Event
-				_ = json.NewDecoder(r.Body).Decode(&ev)
-				mu.Lock()
-				got = append(got, ev)
-				mu.Unlock()
-			}))
-			defer srv.Close()
+			sink := newWebhookSink(t)
 
 			cfg := testConfig(t, nil)
 			cfg.Usbmuxd = "UNIX:" + filepath.Join(cfg.StateDir, "no-usbmuxd.sock")
-			cfg.Notify.Hooks = []HookConfig{{Webhook: srv.URL, Events: []string{"success", "interrupted"}}}
+			cfg.Notify.Hooks = []HookConfig{{Webhook: sink.url, Events: []string{"success", "interrupted"}}}
 			cfg.Metrics.Listen = freeLoopback(t)
 			leaveRunning(t, cfg, udid, tt.committed)
 
 			r := start(t, cfg, Options{})
 			var ev hook.Event
 			waitFor(t, 10*time.Second, "the recovered run's hook event", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, e := range got {
+				for _, e := range sink.find("") {
 					if e.UDID == udid {
 						ev = e
 						return true
