@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/backup/repo"
-	"github.com/backupd/backupd/daemon/notify"
+	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -51,8 +51,10 @@ type Config struct {
 	Backup    BackupConfig    `toml:"backup"`
 	History   HistoryConfig   `toml:"history"`
 	API       APIConfig       `toml:"api"`
-	Notify    NotifyConfig    `toml:"notify"`
-	Metrics   MetricsConfig   `toml:"metrics"`
+	// Notify is the hooks' table; the field keeps the file's name for
+	// it, [notify], which configuration files already use.
+	Notify  HooksConfig   `toml:"notify"`
+	Metrics MetricsConfig `toml:"metrics"`
 }
 
 // Values of Policy.Encryption.
@@ -171,11 +173,11 @@ type APIConfig struct {
 	Token string `toml:"token"`
 }
 
-// NotifyConfig configures the hooks: commands run and webhooks called
+// HooksConfig configures the hooks: commands run and webhooks called
 // when a backup succeeds, fails or is skipped, when a device is overdue
-// or when a backup waits for the passcode (package notify). A hook never
+// or when a backup waits for the passcode (package hook). A hook never
 // holds up a backup: events wait in a bounded queue per hook.
-type NotifyConfig struct {
+type HooksConfig struct {
 	// Events are the events a hook receives when it does not list its
 	// own: success, failure, skip, overdue, passcode, interrupted.
 	Events []string `toml:"events"`
@@ -252,11 +254,11 @@ func DefaultConfig() Config {
 			Clone:               "auto",
 		},
 		History: HistoryConfig{KeepRuns: 1000},
-		Notify: NotifyConfig{
-			Events:  notify.KindNames(notify.DefaultKinds),
-			Timeout: Duration(notify.DefaultTimeout),
-			Retries: notify.DefaultRetries,
-			Queue:   notify.DefaultQueue,
+		Notify: HooksConfig{
+			Events:  hook.KindNames(hook.DefaultKinds),
+			Timeout: Duration(hook.DefaultTimeout),
+			Retries: hook.DefaultRetries,
+			Queue:   hook.DefaultQueue,
 		},
 	}
 }
@@ -268,62 +270,96 @@ const maxShutdown = 10 * time.Second
 
 // Validate reports every problem in c, each naming its key.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	var p problems
+	c.validateFiles(&p)
+	c.Policy.validate(&p)
+	c.validateLimits(&p)
+	if c.API.TCP != "" {
+		if err := loopbackOnly(c.API.TCP, "the API"); err != nil {
+			p.bad("api.tcp", "%v", err)
+		}
+		if len(c.API.Token) < 16 {
+			p.bad("api.token", "must be set, at least 16 characters, when api.tcp is")
+		}
 	}
+	c.Notify.validate(&p)
+	if c.Metrics.Listen != "" {
+		if err := loopbackOnly(c.Metrics.Listen, "/metrics"); err != nil {
+			p.bad("metrics.listen", "%v", err)
+		}
+	}
+	if err := errors.Join(p...); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	return nil
+}
+
+// problems collects what Validate finds, each naming its key.
+type problems []error
+
+func (p *problems) bad(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) nonNeg(key string, d Duration) {
+	if d < 0 {
+		p.bad(key, "must not be negative, got %v", d)
+	}
+}
+
+func (p *problems) positive(key string, d Duration) {
+	if d <= 0 {
+		p.bad(key, "must be more than 0, got %v", d)
+	}
+}
+
+// validateFiles checks the top-level keys: where things are, the log,
+// and the daemon's own deadlines.
+func (c Config) validateFiles(p *problems) {
 	if c.StateDir == "" {
-		bad("state_dir", "not set")
+		p.bad("state_dir", "not set")
 	}
 	if c.BackupDir == "" {
-		bad("backup_dir", "not set")
+		p.bad("backup_dir", "not set")
 	}
 	if c.StateDir != "" && c.BackupDir != "" && filepath.Clean(c.StateDir) == filepath.Clean(c.BackupDir) {
-		bad("backup_dir", "must not be state_dir")
+		p.bad("backup_dir", "must not be state_dir")
 	}
 	if c.Usbmuxd != "" {
 		if _, err := usbmux.ParseAddr(c.Usbmuxd); err != nil {
-			bad("usbmuxd", "%v", err)
+			p.bad("usbmuxd", "%v", err)
 		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
-		bad("log_level", "%v", err)
+		p.bad("log_level", "%v", err)
 	}
 	switch LogFormat(c.LogFormat) {
 	case "", LogConsole, LogJSON:
 	default:
-		bad("log_format", "%q: want console or json (or empty: console on a terminal, else json)", c.LogFormat)
+		p.bad("log_format", "%q: want console or json (or empty: console on a terminal, else json)", c.LogFormat)
 	}
 	if c.OverdueAfter <= 0 {
-		bad("overdue_after", "must be more than 0, got %v", c.OverdueAfter)
+		p.bad("overdue_after", "must be more than 0, got %v", c.OverdueAfter)
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout.D() >= maxShutdown {
-		bad("shutdown_timeout", "must be more than 0 and less than %v, got %v", maxShutdown, c.ShutdownTimeout)
+		p.bad("shutdown_timeout", "must be more than 0 and less than %v, got %v", maxShutdown, c.ShutdownTimeout)
 	}
+}
 
-	p := c.Policy
-	nonNeg := func(key string, d Duration) {
-		if d < 0 {
-			bad(key, "must not be negative, got %v", d)
-		}
-	}
-	positive := func(key string, d Duration) {
-		if d <= 0 {
-			bad(key, "must be more than 0, got %v", d)
-		}
-	}
-	nonNeg("policy.min_interval", p.MinInterval)
+// validate checks the [policy] table.
+func (p Policy) validate(errs *problems) {
+	errs.nonNeg("policy.min_interval", p.MinInterval)
 	if p.MinBattery < 0 || p.MinBattery > 100 {
-		bad("policy.min_battery", "must be a percentage from 0 to 100, got %d", p.MinBattery)
+		errs.bad("policy.min_battery", "must be a percentage from 0 to 100, got %d", p.MinBattery)
 	}
 	if p.FreeSpaceMargin < 0 {
-		bad("policy.free_space_margin", "must not be negative")
+		errs.bad("policy.free_space_margin", "must not be negative")
 	}
 	if _, _, _, err := p.QuietHours.window(); err != nil {
-		bad("policy.quiet_hours", "%v", err)
+		errs.bad("policy.quiet_hours", "%v", err)
 	}
 	if p.Encryption != EncryptionAny && p.Encryption != EncryptionRequired {
-		bad("policy.encryption", "must be %q or %q, got %q", EncryptionAny, EncryptionRequired, p.Encryption)
+		errs.bad("policy.encryption", "must be %q or %q, got %q", EncryptionAny, EncryptionRequired, p.Encryption)
 	}
 	for _, list := range []struct {
 		key  string
@@ -331,109 +367,88 @@ func (c Config) Validate() error {
 	}{{"policy.allow", p.Allow}, {"policy.deny", p.Deny}} {
 		for _, u := range list.udid {
 			if err := repo.ValidUDID(u); err != nil {
-				bad(list.key, "%q is not a UDID", u)
+				errs.bad(list.key, "%q is not a UDID", u)
 			}
 		}
 	}
 	if p.MaxConcurrent < 1 {
-		bad("policy.max_concurrent", "must be at least 1, got %d", p.MaxConcurrent)
+		errs.bad("policy.max_concurrent", "must be at least 1, got %d", p.MaxConcurrent)
 	}
 	if p.RetryLimit < 0 {
-		bad("policy.retry_limit", "must not be negative, got %d", p.RetryLimit)
+		errs.bad("policy.retry_limit", "must not be negative, got %d", p.RetryLimit)
 	}
 	if p.RetryLimit > 0 {
-		positive("policy.retry_initial", p.RetryInitial)
+		errs.positive("policy.retry_initial", p.RetryInitial)
 		if p.RetryMax < p.RetryInitial {
-			bad("policy.retry_max", "must be at least retry_initial (%v), got %v", p.RetryInitial, p.RetryMax)
+			errs.bad("policy.retry_max", "must be at least retry_initial (%v), got %v", p.RetryInitial, p.RetryMax)
 		}
 	}
-	positive("policy.trust_recheck", p.TrustRecheck)
-	positive("policy.condition_recheck", p.ConditionRecheck)
+	errs.positive("policy.trust_recheck", p.TrustRecheck)
+	errs.positive("policy.condition_recheck", p.ConditionRecheck)
+}
 
+// validateLimits checks the [stability], [backup] and [history] tables.
+func (c Config) validateLimits(p *problems) {
 	s := c.Stability
-	positive("stability.settle", s.Settle)
-	positive("stability.flap_window", s.FlapWindow)
-	positive("stability.quiet_period", s.QuietPeriod)
+	p.positive("stability.settle", s.Settle)
+	p.positive("stability.flap_window", s.FlapWindow)
+	p.positive("stability.quiet_period", s.QuietPeriod)
 	if s.FlapCount < 1 {
-		bad("stability.flap_count", "must be at least 1, got %d", s.FlapCount)
+		p.bad("stability.flap_count", "must be at least 1, got %d", s.FlapCount)
 	}
 
 	b := c.Backup
-	positive("backup.stall_timeout", b.StallTimeout)
-	positive("backup.first_message_timeout", b.FirstMessageTimeout)
-	positive("backup.lock_timeout", b.LockTimeout)
+	p.positive("backup.stall_timeout", b.StallTimeout)
+	p.positive("backup.first_message_timeout", b.FirstMessageTimeout)
+	p.positive("backup.lock_timeout", b.LockTimeout)
 	if b.KeepVersions < 0 {
-		bad("backup.keep_versions", "must not be negative, got %d", b.KeepVersions)
+		p.bad("backup.keep_versions", "must not be negative, got %d", b.KeepVersions)
 	}
 	if _, err := parseClone(b.Clone); err != nil {
-		bad("backup.clone", "%v", err)
+		p.bad("backup.clone", "%v", err)
 	}
 
 	if c.History.KeepRuns < 0 {
-		bad("history.keep_runs", "must not be negative, got %d", c.History.KeepRuns)
+		p.bad("history.keep_runs", "must not be negative, got %d", c.History.KeepRuns)
 	}
-	nonNeg("history.keep_for", c.History.KeepFor)
-
-	if c.API.TCP != "" {
-		if err := loopbackOnly(c.API.TCP, "the API"); err != nil {
-			bad("api.tcp", "%v", err)
-		}
-		if len(c.API.Token) < 16 {
-			bad("api.token", "must be set, at least 16 characters, when api.tcp is")
-		}
-	}
-	errs = append(errs, c.Notify.validate()...)
-	if c.Metrics.Listen != "" {
-		if err := loopbackOnly(c.Metrics.Listen, "/metrics"); err != nil {
-			bad("metrics.listen", "%v", err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	return nil
+	p.nonNeg("history.keep_for", c.History.KeepFor)
 }
 
 // validate checks the hooks; each problem names its key, a hook as
 // notify.hook[N] counting from 1 as a person reading the file does.
-func (n NotifyConfig) validate() []error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	if _, err := notify.ParseKinds(n.Events); err != nil {
-		bad("notify.events", "%v", err)
+func (n HooksConfig) validate(p *problems) {
+	if _, err := hook.ParseKinds(n.Events); err != nil {
+		p.bad("notify.events", "%v", err)
 	}
 	if n.Timeout <= 0 {
-		bad("notify.timeout", "must be more than 0, got %v", n.Timeout)
+		p.bad("notify.timeout", "must be more than 0, got %v", n.Timeout)
 	}
-	if n.Retries < 0 || n.Retries > notify.MaxRetries {
-		bad("notify.retries", "must be from 0 to %d, got %d", notify.MaxRetries, n.Retries)
+	if n.Retries < 0 || n.Retries > hook.MaxRetries {
+		p.bad("notify.retries", "must be from 0 to %d, got %d", hook.MaxRetries, n.Retries)
 	}
 	if n.Queue < 1 {
-		bad("notify.queue", "must be at least 1, got %d", n.Queue)
+		p.bad("notify.queue", "must be at least 1, got %d", n.Queue)
 	}
 	for i, h := range n.Hooks {
 		key := fmt.Sprintf("notify.hook[%d]", i+1)
-		if _, err := notify.ParseKinds(h.Events); err != nil {
-			bad(key+".events", "%v", err)
+		if _, err := hook.ParseKinds(h.Events); err != nil {
+			p.bad(key+".events", "%v", err)
 		}
 		if err := h.hook().Check(); err != nil {
-			var fe *notify.FieldError
+			var fe *hook.FieldError
 			if errors.As(err, &fe) {
-				bad(key+"."+fe.Field, "%s", fe.Problem)
+				p.bad(key+"."+fe.Field, "%s", fe.Problem)
 			} else {
-				bad(key, "%v", err)
+				p.bad(key, "%v", err)
 			}
 		}
 	}
-	return errs
 }
 
-// hook returns h for package notify.
-func (h HookConfig) hook() notify.Hook {
-	kinds, _ := notify.ParseKinds(h.Events) // validate reports a bad one
-	return notify.Hook{
+// hook returns h for package hook.
+func (h HookConfig) hook() hook.Hook {
+	kinds, _ := hook.ParseKinds(h.Events) // validate reports a bad one
+	return hook.Hook{
 		Name:    h.Name,
 		Command: h.Command,
 		Webhook: h.Webhook,
@@ -443,10 +458,10 @@ func (h HookConfig) hook() notify.Hook {
 	}
 }
 
-// notifyOptions returns the notifier's options; Validate checked them.
-func (n NotifyConfig) notifyOptions() notify.Options {
-	def, _ := notify.ParseKinds(n.Events)
-	opts := notify.Options{
+// hookOptions returns the hook runner's options; Validate checked them.
+func (n HooksConfig) hookOptions() hook.Options {
+	def, _ := hook.ParseKinds(n.Events)
+	opts := hook.Options{
 		Timeout: n.Timeout.D(),
 		Retries: n.Retries,
 		Queue:   n.Queue,

@@ -16,7 +16,6 @@ import (
 
 	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
-	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
@@ -67,13 +66,13 @@ type Daemon struct {
 	ran atomic.Bool
 
 	// Set by Run before any actor or handler reads them.
-	store    *store.Store
-	mux      *usbmux.Client
-	tracker  *usbmux.StabilityTracker
-	slots    chan struct{}
-	started  time.Time
-	stopping chan struct{} // closed when shutdown begins
-	hooks    *hooks        // notifications and metrics (hooks.go)
+	store     *store.Store
+	mux       *usbmux.Client
+	tracker   *usbmux.StabilityTracker
+	slots     chan struct{}
+	started   time.Time
+	stopping  chan struct{} // closed when shutdown begins
+	observers *observers    // the hooks and the metrics (observers.go)
 
 	actorWG sync.WaitGroup
 
@@ -137,6 +136,50 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.started = d.now()
+	if err := d.openStore(); err != nil {
+		return err
+	}
+	defer d.closeStore()
+	ln, err := listenSocket(filepath.Join(d.cfg.StateDir, api.SocketName))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	if d.observers, err = d.startObservers(); err != nil {
+		return err
+	}
+	defer d.stopObservers()
+	_, _ = d.openRepo()
+	if err := d.recover(ctx); err != nil {
+		return err
+	}
+	defer d.closeRepo()
+	addr, err := d.startUsbmux()
+	if err != nil {
+		return err
+	}
+
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSrv()
+	servers, closeListeners, err := d.serve(srvCtx, ln)
+	if err != nil {
+		return err
+	}
+	defer closeListeners()
+	d.log.Info().Str("socket", ln.Addr().String()).Str("usbmuxd", addr.String()).
+		Str("backup_dir", d.cfg.BackupDir).Int("max_concurrent", d.cfg.Policy.MaxConcurrent).Msg("backupd started")
+
+	d.follow(ctx)
+
+	cancel()
+	d.shutdown(stopSrv, servers)
+	return nil
+}
+
+// openStore opens the history in state_dir, refusing one another daemon
+// holds.
+func (d *Daemon) openStore() error {
 	if err := os.MkdirAll(d.cfg.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
@@ -148,36 +191,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("open history: %w", err)
 	}
 	d.store = st
-	defer func() {
-		if err := st.Close(); err != nil {
-			d.log.Error().Err(err).Msg("close history")
-		}
-	}()
-	ln, err := listenSocket(filepath.Join(d.cfg.StateDir, api.SocketName))
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
+	return nil
+}
 
-	if d.hooks, err = d.startHooks(); err != nil {
-		return err
+func (d *Daemon) closeStore() {
+	if err := d.store.Close(); err != nil {
+		d.log.Error().Err(err).Msg("close history")
 	}
-	defer d.stopHooks()
-	_, _ = d.openRepo()
-	if err := d.recover(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		if r := d.currentRepo(); r != nil {
-			if err := r.Close(); err != nil {
-				d.log.Error().Err(err).Msg("close backup directory")
-			}
-		}
-	}()
+}
 
+// startUsbmux makes the usbmuxd client, the backup engine over it (unless
+// Options gave one) and the stability tracker, and returns usbmuxd's
+// address.
+func (d *Daemon) startUsbmux() (usbmux.Addr, error) {
 	addr, err := d.usbmuxAddr()
 	if err != nil {
-		return err
+		return addr, err
 	}
 	d.mux = usbmux.NewClient(usbmux.Config{Addr: addr, Logger: SlogLogger(d.log, "usbmux")})
 	d.mu.Lock()
@@ -194,29 +223,37 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	if d.tracker, err = usbmux.NewStabilityTracker(d.cfg.Stability.stability()); err != nil {
-		return fmt.Errorf("stability: %w", err)
+		return addr, fmt.Errorf("stability: %w", err)
 	}
+	return addr, nil
+}
 
-	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSrv()
-	servers := []*http.Server{d.newServer(srvCtx, d.handler())}
+// serve starts the API server on the socket ln and, when configured, on
+// api.tcp (with the token) and the metrics server. closeListeners closes
+// the TCP listeners it opened.
+func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Server, closeListeners func(), err error) {
+	servers = []*http.Server{d.newServer(ctx, d.handler())}
 	listeners := []net.Listener{ln}
+	closeListeners = func() {
+		for _, l := range listeners[1:] {
+			l.Close()
+		}
+	}
 	if d.cfg.API.TCP != "" {
 		tln, err := net.Listen("tcp", d.cfg.API.TCP)
 		if err != nil {
-			return fmt.Errorf("api.tcp: %w", err)
+			return nil, nil, fmt.Errorf("api.tcp: %w", err)
 		}
-		defer tln.Close()
-		servers = append(servers, d.newServer(srvCtx, requireToken(d.cfg.API.Token, d.handler())))
+		servers = append(servers, d.newServer(ctx, requireToken(d.cfg.API.Token, d.handler())))
 		listeners = append(listeners, tln)
 	}
 	if d.cfg.Metrics.Listen != "" {
 		mln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
 		if err != nil {
-			return fmt.Errorf("metrics.listen: %w", err)
+			closeListeners()
+			return nil, nil, fmt.Errorf("metrics.listen: %w", err)
 		}
-		defer mln.Close()
-		servers = append(servers, d.newServer(srvCtx, d.hooks.metrics.Handler()))
+		servers = append(servers, d.newServer(ctx, d.observers.metrics.Handler()))
 		listeners = append(listeners, mln)
 		d.log.Info().Str("addr", mln.Addr().String()).Msg("serving metrics at /metrics")
 	}
@@ -227,14 +264,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	d.log.Info().Str("socket", ln.Addr().String()).Str("usbmuxd", addr.String()).
-		Str("backup_dir", d.cfg.BackupDir).Int("max_concurrent", d.cfg.Policy.MaxConcurrent).Msg("backupd started")
-
-	d.follow(ctx)
-
-	cancel()
-	d.shutdown(stopSrv, servers)
-	return nil
+	return servers, closeListeners, nil
 }
 
 func (d *Daemon) usbmuxAddr() (usbmux.Addr, error) {
@@ -254,155 +284,6 @@ func (d *Daemon) newServer(base context.Context, h http.Handler) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-}
-
-// follow watches usbmuxd until ctx ends and hands each change to the
-// device's actor. While nothing happens it blocks on usbmuxd's socket and
-// on the stability tracker's next deadline only: no polling.
-func (d *Daemon) follow(ctx context.Context) {
-	w := usbmux.NewWatcher(usbmux.WatcherConfig{
-		Client: d.mux,
-		// On Linux usbmuxd often runs only while a phone is plugged in
-		// (udev starts it), so "unavailable" is a normal idle state: retry
-		// at a pace that costs next to nothing (about 4 ms of CPU a
-		// minute) and still notices it before a phone would have settled.
-		Backoff: usbmux.Backoff{Initial: 250 * time.Millisecond, Max: 10 * time.Second},
-		Now:     d.now,
-		Logger:  SlogLogger(d.log, "usbmux"),
-	})
-	p := usbmux.NewPresence(w, d.tracker, d.now)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := p.Run(ctx); err != nil && ctx.Err() == nil {
-			d.log.Error().Err(err).Msg("usbmuxd watcher stopped")
-		}
-	}()
-	for ev := range p.Events() {
-		d.dispatch(ctx, ev)
-	}
-	<-done
-}
-
-// dispatch routes one presence event.
-func (d *Daemon) dispatch(ctx context.Context, ev usbmux.PresenceEvent) {
-	switch ev.Mux {
-	case usbmux.MuxUp, usbmux.MuxDown:
-		d.setUsbmuxd(ev)
-		return
-	case usbmux.Paired:
-		d.actorFor(ctx, ev.Device.UDID).send(ctx, actorMsg{kind: msgPaired})
-		return
-	}
-	// Transitions from the stability tracker carry its status and are
-	// about the USB attachment; Wi-Fi presence comes without one.
-	fromTracker := ev.Status.UDID != ""
-	udid := ev.Device.UDID
-	if fromTracker {
-		udid = ev.Status.UDID
-	}
-	if udid == "" {
-		return
-	}
-	a := d.actorFor(ctx, udid)
-	switch ev.Kind {
-	case usbmux.TransitionPresent:
-		dev := ev.Device
-		if fromTracker && dev.ConnType != usbmux.ConnUSB {
-			// Presence names a device by its latest attachment, which
-			// for a phone on USB and Wi-Fi may be the Wi-Fi one; the
-			// settled attachment is the USB one.
-			usb, ok := d.findDevice(ctx, udid, usbmux.ConnUSB)
-			if !ok {
-				return
-			}
-			dev = usb
-		}
-		a.send(ctx, actorMsg{kind: msgPresent, dev: dev, status: ev.Status, at: ev.At})
-	case usbmux.TransitionAbsent:
-		conn := usbmux.ConnUSB
-		if !fromTracker {
-			conn = ev.Device.ConnType
-		}
-		a.send(ctx, actorMsg{kind: msgAbsent, conn: conn, status: ev.Status, at: ev.At})
-	case usbmux.TransitionUnstable:
-		a.send(ctx, actorMsg{kind: msgUnstable, status: ev.Status, at: ev.At})
-	case usbmux.TransitionStable:
-		a.send(ctx, actorMsg{kind: msgStable, status: ev.Status, at: ev.At})
-	case usbmux.TransitionSlowLink:
-		a.send(ctx, actorMsg{kind: msgSlowLink, status: ev.Status, at: ev.At})
-	}
-}
-
-// findDevice asks usbmuxd for udid's current attachment of a connection
-// type. The DeviceID changes when usbmuxd restarts, and the watcher does
-// not report a device that stayed, so an attempt asks afresh.
-func (d *Daemon) findDevice(ctx context.Context, udid, connType string) (usbmux.Device, bool) {
-	list, err := d.mux.ListDevices(ctx)
-	if err != nil {
-		d.log.Debug().Err(err).Str("udid", udid).Msg("list devices")
-		return usbmux.Device{}, false
-	}
-	for _, dev := range list {
-		if dev.UDID == udid && dev.ConnType == connType {
-			return dev, true
-		}
-	}
-	return usbmux.Device{}, false
-}
-
-func (d *Daemon) setUsbmuxd(ev usbmux.PresenceEvent) {
-	d.mu.Lock()
-	d.usbmuxd.Connected = ev.Mux == usbmux.MuxUp
-	d.usbmuxd.Error, d.usbmuxd.Cause = "", cause.None
-	if ev.Err != nil {
-		d.usbmuxd.Error, d.usbmuxd.Cause = ev.Err.Error(), cause.Of(ev.Err)
-	}
-	u := d.usbmuxd
-	d.mu.Unlock()
-	if u.Connected {
-		d.log.Info().Str("usbmuxd", u.Address).Msg("usbmuxd connected")
-	} else {
-		d.log.Warn().Str("usbmuxd", u.Address).Str("cause", string(u.Cause)).Str("err", u.Error).Msg("usbmuxd unavailable")
-	}
-	d.bus.publish(api.Event{Type: api.EventUsbmuxd, Time: ev.At, Usbmuxd: &u, Cause: u.Cause, Summary: summary(u.Cause)})
-}
-
-// actorFor returns udid's actor, starting it the first time. Actors live
-// as long as the daemon: an absent device's actor is a goroutine blocked
-// on its inbox, which costs nothing, and keeping it keeps its per-device
-// state simple.
-func (d *Daemon) actorFor(ctx context.Context, udid string) *actor {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if a, ok := d.actors[udid]; ok {
-		return a
-	}
-	a := newActor(d, udid)
-	d.actors[udid] = a
-	d.actorWG.Add(1)
-	go func() {
-		defer d.actorWG.Done()
-		a.run(ctx)
-	}()
-	return a
-}
-
-func (d *Daemon) actor(udid string) (*actor, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	a, ok := d.actors[udid]
-	return a, ok
-}
-
-func (d *Daemon) allActors() []*actor {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]*actor, 0, len(d.actors))
-	for _, a := range d.actors {
-		out = append(out, a)
-	}
-	return out
 }
 
 // acquire takes a backup slot: at most max_concurrent backups run at
@@ -462,7 +343,7 @@ func (d *Daemon) shutdown(stopSrv context.CancelFunc, servers []*http.Server) {
 	hooksDone := make(chan struct{})
 	go func() {
 		defer close(hooksDone)
-		d.stopHooks() // beside the servers' stop: the same second bounds both
+		d.stopObservers() // beside the servers' stop: the same second bounds both
 	}()
 	stopSrv()
 	sctx, cancel := context.WithTimeout(context.Background(), serverStopTimeout)
@@ -474,217 +355,4 @@ func (d *Daemon) shutdown(stopSrv context.CancelFunc, servers []*http.Server) {
 	}
 	<-hooksDone
 	d.log.Info().Dur("took", time.Since(start)).Msg("stopped")
-}
-
-// finishInterrupted records an open run as interrupted.
-func (d *Daemon) finishInterrupted(r store.Run, note string) {
-	r.Outcome, r.End, r.Note = store.OutcomeInterrupted, d.now(), note
-	r.SetError(cause.New(cause.Interrupted, nil))
-	d.finishRun(r)
-}
-
-// finishRun writes a run's end and publishes it.
-func (d *Daemon) finishRun(r store.Run) (store.Run, error) {
-	d.mu.Lock()
-	delete(d.open, r.ID)
-	d.mu.Unlock()
-	stored, err := d.store.FinishRun(r)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotRunning) {
-			d.log.Error().Err(err).Str("udid", r.UDID).Uint64("run", uint64(r.ID)).Msg("record the end of a run")
-		}
-		return r, err
-	}
-	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Cause: stored.Cause, Summary: summary(stored.Cause), Run: RunView(stored)})
-	if err := d.pruneDevice(stored.UDID); err != nil {
-		d.log.Warn().Err(err).Str("udid", stored.UDID).Msg("prune history")
-	}
-	return stored, nil
-}
-
-// beginRun records that a backup starts.
-func (d *Daemon) beginRun(r store.Run) (store.Run, error) {
-	stored, err := d.store.BeginRun(r)
-	if err != nil {
-		return r, err
-	}
-	d.mu.Lock()
-	d.open[stored.ID] = stored
-	d.mu.Unlock()
-	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Run: RunView(stored)})
-	return stored, nil
-}
-
-// recordSkip records a run decided against.
-func (d *Daemon) recordSkip(r store.Run) {
-	stored, err := d.store.RecordSkip(r)
-	if err != nil {
-		d.log.Error().Err(err).Str("udid", r.UDID).Msg("record a skipped backup")
-		return
-	}
-	d.bus.publish(api.Event{Type: api.EventRun, UDID: stored.UDID, Name: stored.DeviceName, Cause: stored.Cause, Summary: summary(stored.Cause), Note: stored.Note, Run: RunView(stored)})
-	if err := d.pruneDevice(stored.UDID); err != nil {
-		d.log.Warn().Err(err).Str("udid", stored.UDID).Msg("prune history")
-	}
-}
-
-func (d *Daemon) retention() store.Retention {
-	return store.Retention{MaxRuns: d.cfg.History.KeepRuns, MaxAge: d.cfg.History.KeepFor.D()}
-}
-
-func (d *Daemon) pruneDevice(udid string) error {
-	ret := d.retention()
-	if ret == (store.Retention{}) {
-		return nil
-	}
-	_, err := d.store.PruneDevice(udid, d.now(), ret)
-	return err
-}
-
-// openRepo opens backup_dir. A directory that is not there (a disk not
-// mounted yet) is not fatal: the daemon still serves its history and
-// says host_not_writable for each device until the directory appears.
-func (d *Daemon) openRepo() (*repo.Repo, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.repo != nil {
-		return d.repo, nil
-	}
-	opts := d.cfg.Backup.repoOptions()
-	opts.Logger = SlogLogger(d.log, "repo")
-	opts.Notice = func(msg string) { d.log.Warn().Msg(msg) }
-	opts.Now = d.now
-	opts.StepHook = d.hook
-	r, err := repo.Open(d.cfg.BackupDir, opts)
-	if err != nil {
-		d.log.Error().Err(err).Str("backup_dir", d.cfg.BackupDir).Msg("backup directory unavailable")
-		return nil, err
-	}
-	d.repo, d.target = r, backup.FromRepo(r)
-	return r, nil
-}
-
-// ensureRepo returns the backup directory, opening it if it could not be
-// opened so far (and then recovering what a crash left in it).
-func (d *Daemon) ensureRepo(ctx context.Context) (*repo.Repo, backup.Repository, error) {
-	d.mu.Lock()
-	r, t := d.repo, d.target
-	d.mu.Unlock()
-	if r != nil {
-		return r, t, nil
-	}
-	r, err := d.openRepo()
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := r.Recover(ctx); err != nil {
-		d.log.Error().Err(err).Msg("recovery of the backup directory")
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.repo, d.target, nil
-}
-
-func (d *Daemon) currentRepo() *repo.Repo {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.repo
-}
-
-// recover runs before anything else writes: it finishes or discards the
-// backups a crash or a kill left in staging, and records the runs left
-// running as interrupted. A run whose commit had passed its commit point
-// is complete, so it is recorded as the success it was.
-func (d *Daemon) recover(ctx context.Context) error {
-	now := d.now()
-	completed := map[string]repo.Recovered{}
-	if r := d.currentRepo(); r != nil {
-		recs, err := r.Recover(ctx)
-		if errors.Is(err, repo.ErrLocked) {
-			return fmt.Errorf("%w with backup_dir %s: %w", ErrAlreadyRunning, d.cfg.BackupDir, err)
-		}
-		if err != nil {
-			// The devices recovery could not make sense of are left as
-			// they are, and their backups fail until someone looks; the
-			// others were recovered.
-			d.log.Error().Err(err).Msg("start-up recovery of the backup directory")
-		}
-		for _, rec := range recs {
-			d.log.Warn().Str("udid", rec.UDID).Bool("completed", rec.Completed).Msg("found an interrupted backup in staging")
-			if rec.Completed {
-				completed[rec.UDID] = rec
-			}
-		}
-	}
-	page, err := d.store.History("", store.HistoryQuery{Outcomes: []store.Outcome{store.OutcomeRunning}, Limit: store.MaxHistoryLimit})
-	if err != nil {
-		return fmt.Errorf("start-up recovery: %w", err)
-	}
-	seen := map[string]bool{}
-	for _, run := range page.Runs {
-		// Newest first: only a device's newest open run can be the one
-		// whose backup was committed.
-		if seen[run.UDID] {
-			continue
-		}
-		seen[run.UDID] = true
-		rec, ok := completed[run.UDID]
-		switch {
-		case ok:
-			run.Note = "backupd stopped during the commit; the next start completed it"
-		case d.committedSince(run.UDID, run.Start):
-			// Stopped after the commit's renames (in its clean-up or
-			// retention, or before the run was recorded): no staging was
-			// left, but the latest backup is this run's.
-			rec.Latest.Path = filepath.Join(d.cfg.BackupDir, run.UDID)
-			run.Note = "backupd stopped after the commit, before it recorded the run"
-		default:
-			continue
-		}
-		run.Outcome, run.End = store.OutcomeSuccess, now
-		run.VersionPath, run.Verify = rec.Latest.Path, "verified before its commit"
-		if _, err := d.store.FinishRun(run); err != nil {
-			d.log.Error().Err(err).Str("udid", run.UDID).Msg("record a recovered backup")
-		}
-	}
-	ended, err := d.store.MarkInterrupted(now)
-	if err != nil {
-		return fmt.Errorf("start-up recovery: %w", err)
-	}
-	for _, r := range ended {
-		d.log.Warn().Str("udid", r.UDID).Uint64("run", uint64(r.ID)).Time("started", r.Start).Msg("a backup was interrupted when backupd last stopped")
-		d.bus.publish(api.Event{Type: api.EventRun, UDID: r.UDID, Name: r.DeviceName, Cause: r.Cause, Summary: summary(r.Cause), Run: RunView(r)})
-	}
-	if ret := d.retention(); ret != (store.Retention{}) {
-		if n, err := d.store.Prune(now, ret); err != nil {
-			d.log.Warn().Err(err).Msg("prune history")
-		} else if n > 0 {
-			d.log.Info().Int("runs", n).Msg("pruned old history")
-		}
-	}
-	return nil
-}
-
-// committedSince reports whether udid's latest backup was committed at or
-// after start: a commit stamps the latest backup's directory with its time
-// (repo.Commit), and nothing else changes it.
-func (d *Daemon) committedSince(udid string, start time.Time) bool {
-	r := d.currentRepo()
-	if r == nil || start.IsZero() {
-		return false
-	}
-	dir, ok := r.Latest(udid)
-	if !ok {
-		return false
-	}
-	fi, err := os.Stat(dir)
-	return err == nil && !fi.ModTime().Before(start.Truncate(time.Millisecond))
-}
-
-// summary is the plain sentence for a cause, or nothing for none.
-func summary(c cause.Code) string {
-	if c == cause.None {
-		return ""
-	}
-	return cause.Lookup(c).Summary
 }

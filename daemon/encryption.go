@@ -29,15 +29,9 @@ func (d *Daemon) setEncryption(ctx context.Context, udid string, enable bool, pa
 	if password == "" {
 		return resp, &api.Error{Code: api.ErrBadRequest, Message: "the password is empty"}
 	}
-	if d.isStopping() {
-		return resp, &api.Error{Code: api.ErrUnavailable, Message: errStopping.Error()}
-	}
-	a, ok := d.actor(udid)
-	if !ok {
-		if _, err := d.store.Device(udid); err == nil {
-			return resp, &api.Error{Code: api.ErrNotConnected, Message: errNotConnected.Error()}
-		}
-		return resp, &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
+	a, err := d.requestActor(udid)
+	if err != nil {
+		return resp, err
 	}
 	v := a.snapshot()
 	resp.Name = v.name
@@ -45,14 +39,14 @@ func (d *Daemon) setEncryption(ctx context.Context, udid string, enable bool, pa
 	case !v.connected:
 		return resp, &api.Error{Code: api.ErrNotConnected, Message: errNotConnected.Error()}
 	case v.phase != phaseIdle:
-		return resp, &api.Error{Code: api.ErrBusy, Message: "a backup of this iPhone is under way or about to start; try again when it has ended"}
+		return resp, &api.Error{Code: api.ErrBusy, Message: encryptionBusy}
 	}
 	// Hold the phone's mobilebackup2 for the whole change, so that a
 	// backup due meanwhile waits instead of colliding with it.
 	select {
 	case a.mb2 <- struct{}{}:
 	default:
-		return resp, &api.Error{Code: api.ErrBusy, Message: "a backup of this iPhone is under way or about to start; try again when it has ended"}
+		return resp, &api.Error{Code: api.ErrBusy, Message: encryptionBusy}
 	}
 	defer func() { <-a.mb2 }()
 	ps, ok := d.eng.(passwordSetter)
@@ -75,15 +69,8 @@ func (d *Daemon) setEncryption(ctx context.Context, udid string, enable bool, pa
 	if facts.Name != "" {
 		resp.Name = facts.Name
 	}
-	switch {
-	case enable && facts.WillEncrypt:
-		resp.Encrypted = true
-		resp.Message = "backup encryption is already on; to change its password, turn it off with the current password first"
-		return resp, nil
-	case !enable && !facts.WillEncrypt:
-		resp.OK = true
-		resp.Message = "backup encryption was already off"
-		return resp, nil
+	if already, ok := alreadySet(resp, enable, facts.WillEncrypt); ok {
+		return already, nil
 	}
 	oldPw, newPw := "", password
 	if !enable {
@@ -104,6 +91,26 @@ func (d *Daemon) setEncryption(ctx context.Context, udid string, enable bool, pa
 	a.mu.Unlock()
 	d.log.Info().Str("udid", udid).Bool("encrypted", enable).Msg("backup encryption changed")
 	return resp, nil
+}
+
+// encryptionBusy is the answer to a change asked for while the phone's
+// mobilebackup2 is taken.
+const encryptionBusy = "a backup of this iPhone is under way or about to start; try again when it has ended"
+
+// alreadySet answers a request the phone's current setting (encrypted)
+// already meets; ok is false when there is something to change.
+func alreadySet(resp api.EncryptionResponse, enable, encrypted bool) (api.EncryptionResponse, bool) {
+	switch {
+	case enable && encrypted:
+		resp.Encrypted = true
+		resp.Message = "backup encryption is already on; to change its password, turn it off with the current password first"
+		return resp, true
+	case !enable && !encrypted:
+		resp.OK = true
+		resp.Message = "backup encryption was already off"
+		return resp, true
+	}
+	return resp, false
 }
 
 // deviceRefused fills resp with the cause of err.

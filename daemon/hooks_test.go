@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/daemon/api"
-	"github.com/backupd/backupd/daemon/notify"
+	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/sim"
 )
 
@@ -22,18 +22,18 @@ func TestHooksPasscodeOncePerRun(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev notify.Event
+		var ev hook.Event
 		_ = json.NewDecoder(r.Body).Decode(&ev)
 		mu.Lock()
 		got = append(got, string(ev.Event)+":"+ev.UDID)
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	n, err := notify.New(notify.Options{Hooks: []notify.Hook{{Webhook: srv.URL}}})
+	n, err := hook.New(hook.Options{Hooks: []hook.Hook{{Webhook: srv.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hooks{notifier: n, passcode: map[string]bool{}, wake: make(chan struct{}, 1)}
+	h := &observers{runner: n, passcode: map[string]bool{}, wake: make(chan struct{}, 1)}
 	begin := func(udid string) api.Event {
 		return api.Event{Type: api.EventRun, UDID: udid, Run: &api.Run{UDID: udid, Outcome: api.OutcomeRunning}}
 	}
@@ -64,31 +64,12 @@ func TestHooksOverdue(t *testing.T) {
 	t.Parallel()
 	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
 	dev := devs[0]
-	var mu sync.Mutex
-	var got []notify.Event
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev notify.Event
-		_ = json.NewDecoder(r.Body).Decode(&ev)
-		mu.Lock()
-		got = append(got, ev)
-		mu.Unlock()
-	}))
-	defer srv.Close()
-	count := func(k notify.Kind) int {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for _, ev := range got {
-			if ev.Event == k {
-				n++
-			}
-		}
-		return n
-	}
+	sink := newWebhookSink(t)
+	count := func(k hook.Kind) int { return len(sink.find(k)) }
 	var offset atomic.Int64 // the clock runs, and jumps when told
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	cfg := testConfig(t, s)
-	cfg.Notify.Hooks = []HookConfig{{Webhook: srv.URL, Events: []string{"overdue", "failure"}}}
+	cfg.Notify.Hooks = []HookConfig{{Webhook: sink.url, Events: []string{"overdue", "failure"}}}
 	r := start(t, cfg, Options{Now: now})
 	first := waitRuns(t, r.c, dev.UDID(), 1, 30*time.Second)[0]
 	if first.Outcome != api.OutcomeSuccess {
@@ -105,32 +86,60 @@ func TestHooksOverdue(t *testing.T) {
 	day := 24 * time.Hour
 	offset.Store(int64(8 * day))
 	fail(2)
-	waitFor(t, 10*time.Second, "the overdue event", func() bool { return count(notify.KindOverdue) == 1 })
+	waitFor(t, 10*time.Second, "the overdue event", func() bool { return count(hook.KindOverdue) == 1 })
 	fail(3) // the same period: no second report
 	offset.Store(int64(15 * day))
 	fail(4) // the next period
-	waitFor(t, 10*time.Second, "the second overdue event", func() bool { return count(notify.KindOverdue) == 2 })
+	waitFor(t, 10*time.Second, "the second overdue event", func() bool { return count(hook.KindOverdue) == 2 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(notify.KindOverdue); n != 2 {
+	if n := count(hook.KindOverdue); n != 2 {
 		t.Errorf("%d overdue events, want 2 (one per period)", n)
 	}
-	if n := count(notify.KindFailure); n != 3 {
+	if n := count(hook.KindFailure); n != 3 {
 		t.Errorf("%d failure events, want 3", n)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	var overdue []notify.Event
-	for _, ev := range got {
-		if ev.Event == notify.KindOverdue {
-			overdue = append(overdue, ev)
-		}
-	}
+	overdue := sink.find(hook.KindOverdue)
 	for i, days := range []string{"8 days", "15 days"} {
 		ev := overdue[i]
 		if ev.UDID != dev.UDID() || !ev.LastSuccess.Equal(first.End) || !strings.Contains(ev.Summary, "No successful backup for "+days) {
 			t.Errorf("overdue event %d: %+v", i+1, ev)
 		}
 	}
+}
+
+// webhookSink is a webhook that keeps the hook events it is sent.
+type webhookSink struct {
+	url string
+	mu  sync.Mutex
+	got []hook.Event
+}
+
+func newWebhookSink(t *testing.T) *webhookSink {
+	s := &webhookSink{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev hook.Event
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		s.mu.Lock()
+		s.got = append(s.got, ev)
+		s.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+// find returns the events of kind k received so far, or every event for
+// an empty k, in the order they came.
+func (s *webhookSink) find(k hook.Kind) []hook.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []hook.Event
+	for _, ev := range s.got {
+		if k == "" || ev.Event == k {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

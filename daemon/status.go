@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"runtime"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/daemon/offline"
 	"github.com/backupd/backupd/store"
 )
 
@@ -59,7 +59,7 @@ func (d *Daemon) health() api.Health {
 // devices lists every device the history knows or that is connected, by
 // name then UDID.
 func (d *Daemon) devices() ([]api.Device, error) {
-	stored, err := StoredDevices(d.store)
+	stored, err := offline.StoredDevices(d.store)
 	if err != nil {
 		return nil, err
 	}
@@ -120,70 +120,6 @@ func (d *Daemon) device(udid string) (api.Device, error) {
 		}
 	}
 	return api.Device{}, &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
-}
-
-// StoredDevices lists what the history knows of each device and its latest
-// run: the daemon adds what it sees live, and the CLI shows it as it is
-// when no daemon runs.
-func StoredDevices(st *store.Store) ([]api.Device, error) {
-	known, err := st.Devices()
-	if err != nil {
-		return nil, err
-	}
-	latest, err := st.LatestPerDevice()
-	if err != nil {
-		return nil, err
-	}
-	last := make(map[string]store.Run, len(latest))
-	for _, r := range latest {
-		last[r.UDID] = r
-	}
-	out := make([]api.Device, 0, len(known))
-	for _, k := range known {
-		dev := api.Device{
-			UDID: k.UDID, Name: k.Name, ProductType: k.ProductType, IOSVersion: k.IOSVersion,
-			State: api.StateAbsent, FirstSeen: k.FirstSeen, LastSeen: k.LastSeen, LastSuccess: k.LastSuccess.Time,
-		}
-		if r, ok := last[k.UDID]; ok {
-			dev.LastAttempt = RunView(r)
-		}
-		tr, err := deviceTrend(st, k.UDID)
-		if err != nil {
-			return nil, err
-		}
-		dev.Trend = tr
-		out = append(out, dev)
-	}
-	return out, nil
-}
-
-// trendRuns is how many of a device's latest runs the trend looks at:
-// enough to reach the last rung of the fix ladder and a few more.
-const trendRuns = 12
-
-// deviceTrend reads the device's latest runs for a run of failures with
-// one cause (cause.TrendOf), nil when there is none.
-func deviceTrend(st *store.Store, udid string) (*api.Trend, error) {
-	page, err := st.History(udid, store.HistoryQuery{Limit: trendRuns})
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", udid, err)
-	}
-	causes := make([]cause.Code, 0, len(page.Runs))
-	for _, r := range page.Runs {
-		switch r.Outcome {
-		case store.OutcomeRunning:
-			continue // not over yet: it neither breaks nor extends the run
-		case store.OutcomeSuccess:
-			causes = append(causes, cause.None)
-		default:
-			causes = append(causes, r.Cause)
-		}
-	}
-	tr, ok := cause.TrendOf(causes)
-	if !ok {
-		return nil, nil
-	}
-	return &api.Trend{Cause: tr.Code, Count: tr.Count, NextStep: string(tr.Rung), Text: tr.Text}, nil
 }
 
 // applyView lays an actor's live state over what the history says.
@@ -261,7 +197,7 @@ func (d *Daemon) runs(q api.RunsQuery) (api.RunsPage, error) {
 			if len(q.Causes) > 0 && !slices.Contains(q.Causes, r.Cause) {
 				continue
 			}
-			page.Runs = append(page.Runs, *RunView(r))
+			page.Runs = append(page.Runs, *offline.RunView(r))
 		}
 		switch {
 		case past || hp.Next == "":
@@ -282,20 +218,32 @@ func (d *Daemon) run(id uint64) (api.Run, error) {
 	if err != nil {
 		return api.Run{}, err
 	}
-	return *RunView(r), nil
+	return *offline.RunView(r), nil
 }
 
-// backupNow asks a connected device's actor for a backup.
-func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
+// requestActor returns udid's actor for a request someone makes of the
+// device, or the API's answer: unavailable while the daemon stops,
+// not_connected for a device the history knows that was not seen since
+// the start, not_found for one it does not know.
+func (d *Daemon) requestActor(udid string) (*actor, error) {
 	if d.isStopping() {
-		return &api.Error{Code: api.ErrUnavailable, Message: errStopping.Error()}
+		return nil, &api.Error{Code: api.ErrUnavailable, Message: errStopping.Error()}
 	}
 	a, ok := d.actor(udid)
 	if !ok {
 		if _, err := d.store.Device(udid); err == nil {
-			return &api.Error{Code: api.ErrNotConnected, Message: errNotConnected.Error()}
+			return nil, &api.Error{Code: api.ErrNotConnected, Message: errNotConnected.Error()}
 		}
-		return &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
+		return nil, &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
+	}
+	return a, nil
+}
+
+// backupNow asks a connected device's actor for a backup.
+func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
+	a, err := d.requestActor(udid)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, manualTimeout)
 	defer cancel()
@@ -303,7 +251,6 @@ func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
 	if !a.send(ctx, actorMsg{kind: msgManual, full: full, reply: reply}) {
 		return &api.Error{Code: api.ErrUnavailable, Message: "the device's worker did not answer: " + ctx.Err().Error()}
 	}
-	var err error
 	select {
 	case err = <-reply:
 	case <-ctx.Done():
@@ -323,20 +270,4 @@ func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
 		return &api.Error{Code: api.ErrRefused, Message: err.Error()}
 	}
 	return err
-}
-
-// RunView converts a history record for the API, with its cause in words.
-func RunView(r store.Run) *api.Run {
-	out := &api.Run{
-		ID: uint64(r.ID), UDID: r.UDID, DeviceName: r.DeviceName, IOSVersion: r.IOSVersion,
-		Trigger: string(r.Trigger), Start: r.Start, End: r.End, Outcome: string(r.Outcome),
-		Cause: r.Cause, DeviceErrorCode: r.DeviceErrorCode, DeviceErrorText: r.DeviceErrorText,
-		Errno: r.Errno, Bytes: r.Bytes, Files: r.Files, Kind: string(r.Kind), Encrypted: r.Encrypted,
-		Link: r.Link, LinkSpeed: r.LinkSpeed, Verify: r.Verify, VersionPath: r.VersionPath, Note: r.Note,
-	}
-	if r.Cause != cause.None {
-		in := cause.Lookup(r.Cause)
-		out.Summary, out.Fix = in.Summary, in.Fix
-	}
-	return out
 }

@@ -36,7 +36,7 @@ import (
 //     IDs by applyNotification, the pair record by check);
 //   - every call into go-ios is under recover (goiosCall).
 //
-// Ours, over usbmux/wire, each because go-ios lacks it or gets it wrong:
+// Ours, over proto/wire, each because go-ios lacks it or gets it wrong:
 //   - ListDevices: the watcher reconciles against the list, and go-ios
 //     answers an empty one for garbage or a refusal, which would detach
 //     every device;

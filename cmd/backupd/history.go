@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/daemon/offline"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -137,7 +137,7 @@ func historyFromStore(cfg fileConfig, q api.RunsQuery) (api.RunsPage, error) {
 	}
 	out := api.RunsPage{Next: page.Next}
 	for _, r := range page.Runs {
-		out.Runs = append(out.Runs, *daemon.RunView(r))
+		out.Runs = append(out.Runs, *offline.RunView(r))
 	}
 	return out, nil
 }

@@ -16,19 +16,19 @@ import (
 	"testing"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/daemon/notify"
+	"github.com/backupd/backupd/daemon/hook"
 )
 
 // hookServer is a webhook endpoint in the test process that keeps every
 // event it receives.
 type hookServer struct {
 	mu     sync.Mutex
-	events []notify.Event
+	events []hook.Event
 	hdr    []http.Header
 }
 
 func (h *hookServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var ev notify.Event
+	var ev hook.Event
 	if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -40,7 +40,7 @@ func (h *hookServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // find returns the first event of a kind, and its request's headers.
-func (h *hookServer) find(kind notify.Kind) (notify.Event, http.Header, bool) {
+func (h *hookServer) find(kind hook.Kind) (hook.Event, http.Header, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, ev := range h.events {
@@ -48,7 +48,7 @@ func (h *hookServer) find(kind notify.Kind) (notify.Event, http.Header, bool) {
 			return ev, h.hdr[i], true
 		}
 	}
-	return notify.Event{}, nil, false
+	return hook.Event{}, nil, false
 }
 
 // freePort returns a loopback address nothing listens on (for a moment).
@@ -166,15 +166,15 @@ listen = %q
 
 	// The plug-in backup.
 	var ok bool
-	var success notify.Event
+	var success hook.Event
 	var hdr http.Header
 	waitFor(t, "the success event at the webhook", func() bool {
-		success, hdr, ok = hooked.find(notify.KindSuccess)
+		success, hdr, ok = hooked.find(hook.KindSuccess)
 		return ok
 	})
 	if success.UDID != udid || success.Outcome != "success" || success.Device == "" || success.Bytes <= 0 || success.Files <= 0 ||
 		success.RunID == 0 || success.Trigger != "plug_in" || success.DurationSeconds <= 0 || success.LastSuccess.IsZero() ||
-		success.Hostname == "" || success.Version != notify.SchemaVersion || !strings.Contains(success.Text, "backup done") {
+		success.Hostname == "" || success.Version != hook.SchemaVersion || !strings.Contains(success.Text, "backup done") {
 		t.Errorf("success event: %+v", success)
 	}
 	if hdr.Get("Authorization") != "Bearer test-token" {
@@ -187,9 +187,9 @@ listen = %q
 	if code != exitFailed {
 		t.Fatalf("backup --wait with ErrorCode 105: exit %d, want %d\n%s\n%s", code, exitFailed, stdout, stderr)
 	}
-	var failure notify.Event
+	var failure hook.Event
 	waitFor(t, "the failure event at the webhook", func() bool {
-		failure, _, ok = hooked.find(notify.KindFailure)
+		failure, _, ok = hooked.find(hook.KindFailure)
 		return ok
 	})
 	fix := cause.Lookup(cause.HostDiskFull).Fix
@@ -210,7 +210,7 @@ listen = %q
 		if env+"|" != want {
 			t.Errorf("command hook event %d: environment %q, want %q", i+1, env+"|", want)
 		}
-		var ev notify.Event
+		var ev hook.Event
 		if err := json.Unmarshal([]byte(body), &ev); err != nil || ev.UDID != udid {
 			t.Errorf("command hook event %d: stdin %q (%v)", i+1, body, err)
 		}
@@ -243,7 +243,7 @@ listen = %q
 	if got, want := strings.Join(kinds, " "), "success: failure:host_disk_full passcode: failure:passcode_not_entered"; got != want {
 		t.Errorf("webhook events %q, want %q", got, want)
 	}
-	if ev, _, _ := hooked.find(notify.KindPasscode); !strings.Contains(ev.Text, "enter the passcode") {
+	if ev, _, _ := hooked.find(hook.KindPasscode); !strings.Contains(ev.Text, "enter the passcode") {
 		t.Errorf("passcode event text %q", ev.Text)
 	}
 

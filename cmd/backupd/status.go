@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/daemon/offline"
 	"github.com/backupd/backupd/store"
 )
 
@@ -184,7 +184,7 @@ func devicesFromHistory(cfg fileConfig) ([]api.Device, error) {
 		return nil, err
 	}
 	defer st.Close()
-	return daemon.StoredDevices(st)
+	return offline.StoredDevices(st)
 }
 
 func printStatus(w io.Writer, rep statusReport, now time.Time) {

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/backup/repo"
-	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/daemon/offline"
 )
 
 // verifyTimeout bounds one verify; reading a large backup's Manifest.db
@@ -144,7 +144,7 @@ func verifyDirect(ctx context.Context, cfg fileConfig, udid string, versions boo
 			names[d.UDID] = d.Name
 		}
 	}
-	var progress daemon.VerifyProgress
+	var progress offline.VerifyProgress
 	if tty {
 		progress = func(done, total int, u, path string) {
 			if done == total {
@@ -154,7 +154,7 @@ func verifyDirect(ctx context.Context, cfg fileConfig, udid string, versions boo
 			fmt.Fprintf(stderr, "\r\033[Kverifying %d of %d: %s (%s)", done+1, total, nameOf(names, u), shortUDID(u))
 		}
 	}
-	return daemon.VerifyBackups(ctx, r, udids, versions, func(u string) string { return names[u] }, progress)
+	return offline.VerifyBackups(ctx, r, udids, versions, func(u string) string { return names[u] }, progress)
 }
 
 // spinner shows what is being waited for, with the time so far, on a

@@ -13,9 +13,9 @@ import (
 	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/daemon"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/daemon/offline"
 	"github.com/backupd/backupd/proto/afc"
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/store"
@@ -90,7 +90,7 @@ func fromHistory(path string) ([]api.Device, error) {
 		return nil, err
 	}
 	defer st.Close()
-	return daemon.StoredDevices(st)
+	return offline.StoredDevices(st)
 }
 
 // syncLockRetry is how often a held sync lock is tried again.

@@ -1,4 +1,4 @@
-package notify
+package hook
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ const waitDelay = 2 * time.Second
 // runCommand runs a command hook with the event on stdin and in the
 // environment, killing it (and, on unix, its process group) after the
 // timeout. A non-zero exit is a failure; its output goes into the error.
-func (n *Notifier) runCommand(ctx context.Context, h Hook, ev Event) error {
+func (n *Runner) runCommand(ctx context.Context, h Hook, ev Event) error {
 	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.Command[0], h.Command[1:]...)

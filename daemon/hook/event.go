@@ -1,4 +1,4 @@
-// Package notify runs backupd's hooks: a command or a webhook told when a
+// Package hook runs backupd's hooks: a command or a webhook told when a
 // backup succeeds, fails or is skipped, when a device is overdue and when
 // a backup waits for the iPhone's passcode. Hooks run beside the daemon,
 // never in its way: each has a bounded queue that drops its oldest event
@@ -8,7 +8,7 @@
 // The event is the same for both kinds of hook: a command reads it as
 // JSON on stdin and as BACKUPD_* environment variables; a webhook
 // receives the JSON (or, with body = "text", its Text line alone).
-package notify
+package hook
 
 import (
 	"github.com/backupd/backupd/daemon/api"

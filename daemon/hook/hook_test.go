@@ -1,4 +1,4 @@
-package notify
+package hook
 
 import (
 	"context"
@@ -51,7 +51,7 @@ func (r *recorder) requests() int {
 
 // closeAll closes n, draining its queues for up to a minute, long
 // enough for any delivery a test expects to finish.
-func closeAll(t *testing.T, n *Notifier) {
+func closeAll(t *testing.T, n *Runner) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -97,7 +97,7 @@ func TestWebhook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n.Notify(testEvent)
+			n.Fire(testEvent)
 			closeAll(t, n)
 			if got := rec.requests(); got != tt.wantReqs {
 				t.Errorf("requests = %d, want %d", got, tt.wantReqs)
@@ -135,7 +135,7 @@ func TestWebhookText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Notify(Event{Event: KindSuccess, UDID: "u1", Device: "Phone", Bytes: 3 << 20, Files: 12})
+	n.Fire(Event{Event: KindSuccess, UDID: "u1", Device: "Phone", Bytes: 3 << 20, Files: 12})
 	closeAll(t, n)
 	if rec.requests() != 1 {
 		t.Fatalf("requests = %d", rec.requests())
@@ -172,7 +172,7 @@ func TestFilter(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, k := range all {
-				n.Notify(Event{Event: k, UDID: "u"})
+				n.Fire(Event{Event: k, UDID: "u"})
 			}
 			closeAll(t, n)
 			var got []Kind
@@ -190,7 +190,7 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-// TestQueueOverflow: while a hook is stuck, Notify still returns at once;
+// TestQueueOverflow: while a hook is stuck, Fire still returns at once;
 // the queue keeps the newest events and drops the oldest.
 func TestQueueOverflow(t *testing.T) {
 	release := make(chan struct{})
@@ -212,7 +212,7 @@ func TestQueueOverflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Notify(Event{Event: KindSuccess, RunID: 1})
+	n.Fire(Event{Event: KindSuccess, RunID: 1})
 	// Wait until the first is in the hook's hands, so the count below
 	// does not depend on when the worker picked it up.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
@@ -230,13 +230,13 @@ func TestQueueOverflow(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := uint64(2); i <= 1000; i++ {
-			n.Notify(Event{Event: KindSuccess, RunID: i})
+			n.Fire(Event{Event: KindSuccess, RunID: i})
 		}
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Notify blocked behind a stuck hook")
+		t.Fatal("Fire blocked behind a stuck hook")
 	}
 	if st := n.Stats(); st.Dropped != 997 {
 		t.Errorf("dropped %d, want 997 (999 queued, 2 kept)", st.Dropped)
@@ -261,7 +261,7 @@ func TestCloseBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 5 {
-		n.Notify(Event{Event: KindSuccess})
+		n.Fire(Event{Event: KindSuccess})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -277,9 +277,9 @@ func TestCloseBound(t *testing.T) {
 	if rec.requests() != 1 {
 		t.Errorf("requests = %d: a cancelled delivery was retried", rec.requests())
 	}
-	n.Notify(Event{Event: KindSuccess}) // after Close: ignored, no panic
+	n.Fire(Event{Event: KindSuccess}) // after Close: ignored, no panic
 	if got := n.Stats(); got != st {
-		t.Errorf("Notify after Close changed the stats: %+v", got)
+		t.Errorf("Fire after Close changed the stats: %+v", got)
 	}
 }
 
@@ -314,10 +314,10 @@ func TestWebhookSecretNotLogged(t *testing.T) {
 	}
 }
 
-// BenchmarkNotify reports what Notify costs the daemon with three hooks
+// BenchmarkFire reports what Fire costs the daemon with three hooks
 // whose queues are full (each call drops an event per hook): the worst
 // case for the publisher.
-func BenchmarkNotify(b *testing.B) {
+func BenchmarkFire(b *testing.B) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
 	defer srv.Close()
@@ -328,7 +328,7 @@ func BenchmarkNotify(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		n.Notify(testEvent)
+		n.Fire(testEvent)
 	}
 	close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -1,4 +1,4 @@
-package notify
+package hook
 
 import (
 	"bytes"
@@ -39,7 +39,7 @@ func retryable(err error) bool {
 
 // postWebhook POSTs the event, trying again after a retryable failure
 // up to Retries times with a doubling wait.
-func (n *Notifier) postWebhook(ctx context.Context, h Hook, ev Event) error {
+func (n *Runner) postWebhook(ctx context.Context, h Hook, ev Event) error {
 	body, ctype := encode(ev), "application/json"
 	if h.Body == "text" {
 		body, ctype = []byte(ev.Text), "text/plain; charset=utf-8"
@@ -70,7 +70,7 @@ func (n *Notifier) postWebhook(ctx context.Context, h Hook, ev Event) error {
 	return err
 }
 
-func (n *Notifier) post(parent context.Context, h Hook, body []byte, ctype string) error {
+func (n *Runner) post(parent context.Context, h Hook, body []byte, ctype string) error {
 	ctx, cancel := context.WithTimeout(parent, n.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.Webhook, bytes.NewReader(body))

@@ -1,6 +1,6 @@
 //go:build unix
 
-package notify
+package hook
 
 import (
 	"context"
@@ -38,7 +38,7 @@ echo "said something"
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Notify(testEvent)
+	n.Fire(testEvent)
 	closeAll(t, n)
 	if st := n.Stats(); st.Delivered != 1 {
 		t.Fatalf("stats = %+v", st)
@@ -99,8 +99,8 @@ wait
 		t.Fatal(err)
 	}
 	start := time.Now()
-	n.Notify(Event{Event: KindFailure, UDID: "u"})
-	n.Notify(Event{Event: KindSuccess, UDID: "u"})
+	n.Fire(Event{Event: KindFailure, UDID: "u"})
+	n.Fire(Event{Event: KindSuccess, UDID: "u"})
 	closeAll(t, n)
 	took := time.Since(start)
 	if st := n.Stats(); st.Failed != 1 || st.Delivered != 1 {

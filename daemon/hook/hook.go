@@ -1,4 +1,4 @@
-package notify
+package hook
 
 import (
 	"context"
@@ -115,7 +115,7 @@ func (h Hook) wants(k Kind) bool {
 	return slices.Contains(kinds, k)
 }
 
-// Options configure a Notifier.
+// Options configure a Runner.
 type Options struct {
 	Hooks []Hook
 	// Timeout bounds a command's run and each webhook attempt
@@ -137,13 +137,13 @@ type Options struct {
 	Client *http.Client
 }
 
-// Stats counts what a Notifier did, over all its hooks.
+// Stats counts what a Runner did, over all its hooks.
 type Stats struct {
 	Delivered, Failed, Dropped uint64
 }
 
-// Notifier hands events to the hooks. Notify never blocks; Close stops it.
-type Notifier struct {
+// Runner hands events to the hooks. Fire never blocks; Close stops it.
+type Runner struct {
 	opts    Options
 	log     *slog.Logger
 	workers []*worker
@@ -167,7 +167,7 @@ type worker struct {
 }
 
 // New checks the hooks and starts one worker per hook.
-func New(opts Options) (*Notifier, error) {
+func New(opts Options) (*Runner, error) {
 	for i, h := range opts.Hooks {
 		if err := h.Check(); err != nil {
 			return nil, fmt.Errorf("hook %d (%s): %w", i+1, h.label(), err)
@@ -191,7 +191,7 @@ func New(opts Options) (*Notifier, error) {
 	if opts.Client == nil {
 		opts.Client = &http.Client{}
 	}
-	n := &Notifier{opts: opts, log: opts.Logger}
+	n := &Runner{opts: opts, log: opts.Logger}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -208,11 +208,11 @@ func New(opts Options) (*Notifier, error) {
 	return n, nil
 }
 
-// Notify queues ev for each hook that wants it and returns at once. When a
+// Fire queues ev for each hook that wants it and returns at once. When a
 // hook's queue is full its oldest event is dropped (and logged): the
 // newest say most about now. Time, Version, Hostname and Text are filled
 // in when empty.
-func (n *Notifier) Notify(ev Event) {
+func (n *Runner) Fire(ev Event) {
 	if ev.Version == 0 {
 		ev.Version = SchemaVersion
 	}
@@ -254,14 +254,14 @@ func (n *Notifier) Notify(ev Event) {
 }
 
 // Stats returns what the hooks did so far.
-func (n *Notifier) Stats() Stats {
+func (n *Runner) Stats() Stats {
 	return Stats{Delivered: n.delivered.Load(), Failed: n.failed.Load(), Dropped: n.dropped.Load()}
 }
 
 // Close stops taking events and lets the hooks work through their queues
 // until ctx ends; then it kills what still runs and drops what still
 // waits. It returns once every worker has stopped.
-func (n *Notifier) Close(ctx context.Context) {
+func (n *Runner) Close(ctx context.Context) {
 	for _, w := range n.workers {
 		w.mu.Lock()
 		w.closed = true
@@ -285,8 +285,8 @@ func (n *Notifier) Close(ctx context.Context) {
 	n.cancel()
 }
 
-// work delivers w's events one after another until the notifier closes.
-func (n *Notifier) work(w *worker) {
+// work delivers w's events one after another until the runner closes.
+func (n *Runner) work(w *worker) {
 	for {
 		w.mu.Lock()
 		if n.ctx.Err() != nil {
@@ -318,7 +318,7 @@ func (n *Notifier) work(w *worker) {
 	}
 }
 
-func (n *Notifier) deliver(h Hook, ev Event) {
+func (n *Runner) deliver(h Hook, ev Event) {
 	start := time.Now()
 	var err error
 	if len(h.Command) > 0 {
@@ -341,7 +341,7 @@ func encode(ev Event) []byte {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		// Event holds strings, numbers and times only.
-		panic(fmt.Sprintf("notify: encode event: %v", err))
+		panic(fmt.Sprintf("hook: encode event: %v", err))
 	}
 	return b
 }

@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"sync"
+	"time"
+
+	"github.com/backupd/backupd/backup"
+	"github.com/backupd/backupd/daemon/api"
+)
+
+// This file watches a backup's progress: it reports it to the device's
+// view and the event stream, and cancels a backup whose progress stops.
+
+// progressReporter turns engine progress into the device's view and the
+// event stream, at most a few times a second.
+type progressReporter struct {
+	a       *actor
+	started time.Time
+	last    time.Time
+}
+
+// progressEvery throttles progress events; the engine reports up to ten
+// times a second, more than a person reads and enough to fill a slow
+// stream reader's buffer.
+const progressEvery = 250 * time.Millisecond
+
+func (r *progressReporter) report(p backup.Progress) {
+	now := r.a.d.now()
+	if now.Sub(r.last) < progressEvery && p.Percent < 100 {
+		return
+	}
+	r.last = now
+	ap := &api.Progress{Percent: p.Percent, Bytes: p.Bytes, Files: p.Files, Started: r.started}
+	if el := now.Sub(r.started).Seconds(); el > 0 {
+		ap.BytesPerSecond = float64(p.Bytes) / el
+		// The device's percentage covers the whole backup, so it is the
+		// better measure of what is left than bytes (whose total is not
+		// known); below a few percent it says too little.
+		if p.Percent >= 2 && p.Percent < 100 {
+			ap.ETASeconds = el * (100 - p.Percent) / p.Percent
+		}
+	}
+	r.a.setProgress(ap)
+	r.a.mu.Lock()
+	name := r.a.v.name
+	r.a.mu.Unlock()
+	r.a.d.bus.publish(api.Event{Type: api.EventProgress, UDID: r.a.udid, Name: name, State: api.StateBackingUp, Progress: ap})
+}
+
+// watchdog cancels a backup whose progress stops: no change in the
+// device's percentage, bytes or files for the stall timeout. It arms at
+// the first progress report, because before it the engine bounds each
+// step itself (the wait for the device's first message may rightly take
+// minutes while the phone asks for its passcode), and it disarms when the
+// device reports 100%, because the commit that follows (verify, fsync,
+// rename) reports no progress and must not be cut off.
+type watchdog struct {
+	stall time.Duration
+	fire  func()
+
+	mu    sync.Mutex
+	timer *time.Timer
+	last  backup.Progress
+	off   bool
+}
+
+func newWatchdog(stall time.Duration, fire func()) *watchdog {
+	return &watchdog{stall: stall, fire: fire}
+}
+
+// kick notes a progress report.
+func (w *watchdog) kick(p backup.Progress) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.off {
+		return
+	}
+	if p.Percent >= 100 {
+		w.off = true
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+		return
+	}
+	if w.timer == nil {
+		w.last = p
+		w.timer = time.AfterFunc(w.stall, w.fire)
+		return
+	}
+	if p == w.last {
+		return // a report without news is no progress
+	}
+	w.last = p
+	w.timer.Reset(w.stall)
+}
+
+// stop disarms the watchdog for good.
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.off = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
