@@ -77,6 +77,7 @@ func ParseKeybag(b []byte) (*Keybag, error) {
 	kb := &Keybag{}
 	var cur *ClassKey
 	seen := map[uint32]bool{}
+	haveUUID := false
 	for len(b) > 0 {
 		if len(b) < 8 {
 			return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformedKeybag, len(b))
@@ -95,11 +96,16 @@ func ParseKeybag(b []byte) (*Keybag, error) {
 			}
 			num = binary.BigEndian.Uint32(val)
 		}
-		if tag == "UUID" && kb.UUID != nil {
+		if tag == "UUID" {
+			if !haveUUID {
+				// The first UUID is the keybag's own.
+				haveUUID, kb.UUID = true, clone(val)
+				continue
+			}
 			if err := kb.addClass(cur, seen); err != nil {
 				return nil, err
 			}
-			cur = &ClassKey{UUID: bytes.Clone(val)}
+			cur = &ClassKey{UUID: clone(val)}
 			continue
 		}
 		if cur != nil {
@@ -111,10 +117,18 @@ func ParseKeybag(b []byte) (*Keybag, error) {
 	if err := kb.addClass(cur, seen); err != nil {
 		return nil, err
 	}
-	if kb.UUID == nil {
+	if !haveUUID {
 		return nil, fmt.Errorf("%w: no UUID", ErrMalformedKeybag)
 	}
 	return kb, nil
+}
+
+// clone copies a value out of the keybag's buffer; empty is nil.
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Clone(b)
 }
 
 func (kb *Keybag) set(tag string, num uint32, val []byte) {
@@ -123,14 +137,12 @@ func (kb *Keybag) set(tag string, num uint32, val []byte) {
 		kb.Version = num
 	case "TYPE":
 		kb.Type = num
-	case "UUID":
-		kb.UUID = bytes.Clone(val)
 	case "HMCK":
-		kb.HMCK = bytes.Clone(val)
+		kb.HMCK = clone(val)
 	case "WRAP":
 		kb.Wrap = num
 	case "SALT":
-		kb.Salt = bytes.Clone(val)
+		kb.Salt = clone(val)
 	case "ITER":
 		kb.Iter = num
 	case "DPWT":
@@ -138,7 +150,7 @@ func (kb *Keybag) set(tag string, num uint32, val []byte) {
 	case "DPIC":
 		kb.DPIC = num
 	case "DPSL":
-		kb.DPSL = bytes.Clone(val)
+		kb.DPSL = clone(val)
 	}
 }
 
@@ -151,7 +163,7 @@ func (c *ClassKey) set(tag string, num uint32, val []byte) {
 	case "KTYP":
 		c.KeyType = num
 	case "WPKY":
-		c.WPKY = bytes.Clone(val)
+		c.WPKY = clone(val)
 	}
 }
 

@@ -186,7 +186,7 @@ func (d decoder) file(obj map[string]any) (File, error) {
 		return File{}, fmt.Errorf("negative Size %d", f.Size)
 	}
 	if mode < 0 || mode > math.MaxUint32 {
-		return File{}, fmt.Errorf("Mode %d out of range", mode)
+		return File{}, fmt.Errorf("mode %d out of range", mode)
 	}
 	f.Mode = uint32(mode)
 	f.LastModified = opt("LastModified")
