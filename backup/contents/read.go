@@ -16,6 +16,10 @@ import (
 // does not decrypt.
 var ErrDamaged = errors.New("damaged")
 
+// ErrMissing is wrapped, with ErrDamaged, when a listed file is not in the
+// backup at all.
+var ErrMissing = errors.New("missing from the backup")
+
 // FileError is a failure with one file of the backup; it names the file.
 type FileError struct {
 	Name   string // Domain/relativePath
@@ -64,7 +68,7 @@ func (b *Backup) stored(e Entry) (*os.File, int64, error) {
 	}
 	f, err := b.root.Open(rel)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("%w: missing from the backup", ErrDamaged)
+		return nil, 0, fmt.Errorf("%w: %w", ErrDamaged, ErrMissing)
 	}
 	if err != nil {
 		return nil, 0, err
