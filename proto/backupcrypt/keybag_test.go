@@ -217,3 +217,25 @@ func FuzzParseKeybag(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkUnlockDeviceRounds unlocks a keybag sealed with a real
+// iPhone's round counts (10,000,000 PBKDF2-SHA256 rounds, then 10,000
+// PBKDF2-SHA1): the seconds a person waits for a wrong or right password.
+func BenchmarkUnlockDeviceRounds(b *testing.B) {
+	ck, err := NewClassKeys(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kb, err := ck.Seal(context.Background(), []byte("secret"), DeviceParams, rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if kb.DPIC != 10_000_000 || !kb.SlowDerivation() {
+		b.Fatalf("DPIC %d", kb.DPIC)
+	}
+	for b.Loop() {
+		if _, err := kb.Unlock(context.Background(), []byte("secret")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
