@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/backupd/backupd/proto/backupcrypt"
 )
 
 // PairState is how a simulated device stands with the computer when it
@@ -67,7 +69,11 @@ type DeviceConfig struct {
 	Files FileSpec
 	// BackupPassword, when set, makes the device encrypt its backups.
 	BackupPassword string
-	Faults         Faults
+	// BackupKeyRounds are the keybag's key derivation round counts; zero
+	// means backupsvc.TestParams, which keep tests fast.
+	// backupcrypt.DeviceParams are a real iPhone's.
+	BackupKeyRounds backupcrypt.Params
+	Faults          Faults
 }
 
 func (c *DeviceConfig) defaults(n int) {

@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/backupcrypt"
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/sim/backupsvc"
 	"github.com/backupd/backupd/sim/fileset"
@@ -37,6 +38,9 @@ func (d *Device) initServices() error {
 		apps:          syncsvc.DefaultApps(),
 		stats:         &backupsvc.Stats{},
 		enc:           backupsvc.NewEncryption(d.cfg.BackupPassword),
+	}
+	if d.cfg.BackupKeyRounds != (backupcrypt.Params{}) {
+		d.state.enc.SetParams(d.cfg.BackupKeyRounds)
 	}
 	return nil
 }
@@ -110,6 +114,11 @@ func (d *Device) FileHashes() map[string]string {
 	}
 	return out
 }
+
+// Files returns the device's regular files as they are now, deleted ones
+// included (check Deleted): their domain, path, size, time and, through
+// Open, content.
+func (d *Device) Files() []fileset.File { return d.state.files.Files() }
 
 // Notifications returns the names of the notifications hosts posted.
 func (d *Device) Notifications() []string { return d.state.notifications.Posted() }

@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"howett.net/plist"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
+	"github.com/backupd/backupd/backup/contents"
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/mbfile"
 	"github.com/backupd/backupd/proto/wire"
 )
 
@@ -83,12 +84,25 @@ const (
 // are. Verify never writes: SQLite is opened immutable, so not even a
 // journal or lock file appears beside Manifest.db.
 func (r *Repo) Verify(ctx context.Context, dir string) (VerifyReport, error) {
+	return r.VerifyEncrypted(ctx, dir, nil)
+}
+
+// VerifyEncrypted is Verify with the backup password: an encrypted
+// backup is then checked as deeply as a plain one. Its Manifest.db is
+// decrypted (into a private temporary file, removed afterwards) and
+// opened, and every file it lists must be present and decrypt, from its
+// last blocks, to the size it records. A wrong password is an error with
+// cause wrong_backup_password. A nil password is Verify.
+func (r *Repo) VerifyEncrypted(ctx context.Context, dir string, password []byte) (VerifyReport, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return VerifyReport{Dir: dir}, err
 	}
-	v := &verifier{ctx: ctx, rep: VerifyReport{Dir: abs}}
+	v := &verifier{ctx: ctx, rep: VerifyReport{Dir: abs}, password: password}
 	if err := v.run(abs); err != nil {
+		if cause.Of(err) == cause.WrongBackupPassword {
+			return v.rep, err
+		}
 		return v.rep, classify(fmt.Errorf("repo: verify %s: %w", abs, err))
 	}
 	if len(v.rep.Problems) > 0 {
@@ -98,9 +112,10 @@ func (r *Repo) Verify(ctx context.Context, dir string) (VerifyReport, error) {
 }
 
 type verifier struct {
-	ctx  context.Context
-	rep  VerifyReport
-	root *os.Root
+	ctx      context.Context
+	rep      VerifyReport
+	root     *os.Root
+	password []byte
 }
 
 func (v *verifier) problem(format string, args ...any) {
@@ -209,6 +224,9 @@ func (v *verifier) manifestDB(dir string) error {
 		return err
 	}
 	if !isSQLite {
+		if v.rep.Encrypted && len(v.password) > 0 {
+			return v.decryptedListing(dir)
+		}
 		if v.rep.Encrypted {
 			return v.encryptedListing()
 		}
@@ -391,6 +409,50 @@ func (v *verifier) encryptedListing() error {
 	return nil
 }
 
+// decryptedListing checks an encrypted backup with its password: every
+// file Manifest.db lists is present and decrypts to its recorded size.
+func (v *verifier) decryptedListing(dir string) error {
+	b, err := contents.Open(v.ctx, dir, contents.Options{Password: v.password})
+	if errors.Is(err, contents.ErrWrongPassword) {
+		return err
+	}
+	if err != nil {
+		v.problem("the encrypted Manifest.db cannot be opened: %v", err)
+		return nil
+	}
+	defer b.Close()
+	var damaged tally
+	for e, err := range b.Files(v.ctx, contents.Filter{}) {
+		if err != nil {
+			return err
+		}
+		if e.Kind != contents.KindFile {
+			continue
+		}
+		v.rep.FilesListed++
+		err := b.Check(e)
+		var fe *contents.FileError
+		switch {
+		case err == nil:
+			v.rep.FilesPresent++
+			v.rep.SizesChecked++
+		case errors.As(err, &fe) && errors.Is(err, contents.ErrDamaged):
+			if !errors.Is(err, contents.ErrMissing) {
+				v.rep.FilesPresent++
+			}
+			damaged.add(err.Error())
+		default:
+			return err
+		}
+	}
+	v.rep.ManifestRead = true
+	damaged.report(v, fmt.Sprintf("files Manifest.db lists are missing or damaged (%d of %d)", damaged.n, v.rep.FilesListed))
+	v.rep.Checked = append(v.rep.Checked,
+		fmt.Sprintf("Manifest.db decrypts and lists %d files, %d of them present", v.rep.FilesListed, v.rep.FilesPresent),
+		"every present file decrypts to the size Manifest.db records")
+	return nil
+}
+
 // validFileID: a fileID is the SHA-1 of "Domain-relativePath", 40 hex
 // digits. Checking it keeps a damaged or hostile Manifest.db from naming
 // a path outside the backup.
@@ -406,32 +468,11 @@ func isHex(s string) bool {
 	return true
 }
 
-// mbFileSize reads Size from a Files.file blob: an NSKeyedArchiver archive
-// whose root object is an MBFile dictionary.
+// mbFileSize reads Size from a Files.file blob (an MBFile archive).
 func mbFileSize(blob []byte) (int64, bool) {
-	if len(blob) == 0 {
+	rec, err := mbfile.Decode(blob)
+	if err != nil {
 		return 0, false
 	}
-	var archive struct {
-		Top     map[string]plist.UID `plist:"$top"`
-		Objects []any                `plist:"$objects"`
-	}
-	if wire.Decode(blob, &archive) != nil {
-		return 0, false
-	}
-	root, ok := archive.Top["root"]
-	if !ok || uint64(root) >= uint64(len(archive.Objects)) {
-		return 0, false
-	}
-	obj, ok := archive.Objects[root].(map[string]any)
-	if !ok {
-		return 0, false
-	}
-	switch n := obj["Size"].(type) {
-	case int64:
-		return n, n >= 0
-	case uint64:
-		return int64(n), n < 1<<63
-	}
-	return 0, false
+	return rec.Size, true
 }

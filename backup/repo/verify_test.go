@@ -260,8 +260,45 @@ func TestVerifyEncrypted(t *testing.T) {
 		check(t, dir, 12)
 	})
 	t.Run("simulator", func(t *testing.T) {
+		// The simulator encrypts for real: without the password Verify
+		// counts the files on disk; with it, it checks every one.
 		dir, n := simBackup(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 25}, BackupPassword: "s3cret"})
-		check(t, dir, n)
+		r := openRepo(t, t.TempDir(), repo.Options{})
+		ctx := context.Background()
+		rep, err := r.Verify(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Encrypted || rep.ManifestRead || rep.FilesOnDisk != n || !strings.Contains(strings.Join(rep.NotChecked, " "), "encrypted") {
+			t.Fatalf("without the password: report %+v, want %d files on disk", rep, n)
+		}
+		rep, err = r.VerifyEncrypted(ctx, dir, []byte("s3cret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.ManifestRead || rep.FilesListed != n || rep.FilesPresent != n || rep.SizesChecked != n || len(rep.NotChecked) != 0 {
+			t.Fatalf("with the password: report %+v, want %d files listed, present and size-checked", rep, n)
+		}
+		if _, err := r.VerifyEncrypted(ctx, dir, []byte("wrong")); cause.Of(err) != cause.WrongBackupPassword {
+			t.Fatalf("wrong password: %v", err)
+		}
+		// A truncated file is named.
+		var victim string
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && len(d.Name()) == 40 && victim == "" {
+				victim = p
+			}
+			return nil
+		})
+		b, err := os.ReadFile(victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeNew(t, victim, b[:len(b)-16])
+		rep, err = r.VerifyEncrypted(ctx, dir, []byte("s3cret"))
+		if cause.Of(err) != cause.VerifyFailed || !strings.Contains(err.Error(), filepath.Base(victim)) || rep.SizesChecked != n-1 {
+			t.Fatalf("truncated %s: %v, report %+v", filepath.Base(victim), err, rep)
+		}
 	})
 }
 

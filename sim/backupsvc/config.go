@@ -35,6 +35,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/backupd/backupd/proto/backupcrypt"
 	"github.com/backupd/backupd/sim/fileset"
 )
 
@@ -236,14 +237,22 @@ var (
 )
 
 // Encryption is the device's backup encryption setting, shared between
-// the backup service and lockdownd (com.apple.mobile.backup/WillEncrypt).
+// the backup service and lockdownd (com.apple.mobile.backup/WillEncrypt),
+// and the device's keys: its class keys, the backup keybag that wraps
+// them with the password, and the secret its per-file keys come from
+// (see crypt.go).
 type Encryption struct {
 	mu       sync.Mutex
 	password string
+	params   backupcrypt.Params
+	keys     *deviceKeys
 }
 
-// NewEncryption returns a setting with the given password ("" = off).
-func NewEncryption(password string) *Encryption { return &Encryption{password: password} }
+// NewEncryption returns a setting with the given password ("" = off),
+// whose keybag uses TestParams.
+func NewEncryption(password string) *Encryption {
+	return &Encryption{password: password, params: TestParams}
+}
 
 // WillEncrypt reports whether backups are encrypted.
 func (e *Encryption) WillEncrypt() bool { return e.Password() != "" }

@@ -3,7 +3,6 @@ package backupsvc
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -11,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"howett.net/plist"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/backupd/backupd/proto/mbfile"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/fileset"
 )
@@ -34,42 +33,35 @@ CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);
 `
 
 // mbFile encodes a file's metadata the way iOS stores it in the `file`
-// column: an NSKeyedArchiver archive of an MBFile object. Generation is
-// the simulator's own key; real readers ignore unknown keys, and it makes
-// change detection exact.
-func mbFile(f fileset.File) ([]byte, error) {
+// column: an MBFile archive, with the file's own wrapped key when the
+// backup is encrypted (keys not nil). Generation is the simulator's own
+// key; real readers ignore unknown keys, and it makes change detection
+// exact.
+func mbFile(f fileset.File, keys *deviceKeys) ([]byte, error) {
 	mtime := f.ModTime.Unix()
-	obj := map[string]any{
-		"$class":           plist.UID(3),
-		"RelativePath":     plist.UID(2),
-		"LastModified":     mtime,
-		"LastStatusChange": mtime,
-		"Birth":            mtime,
-		"Size":             f.Size,
-		"Mode":             int64(f.Mode),
-		"InodeNumber":      int64(f.Index + 1000),
-		"UserID":           501,
-		"GroupID":          501,
-		"Flags":            0,
-		"ProtectionClass":  3,
-		"Generation":       f.Generation,
+	rec := mbfile.File{
+		RelativePath:     f.RelativePath,
+		LastModified:     mtime,
+		LastStatusChange: mtime,
+		Birth:            mtime,
+		Size:             f.Size,
+		Mode:             f.Mode,
+		InodeNumber:      uint64(f.Index + 1000),
+		UserID:           501,
+		GroupID:          501,
+		ProtectionClass:  fileClass,
+		Generation:       f.Generation,
 	}
 	if f.IsDir() {
-		obj["Size"] = 0
-		obj["InodeNumber"] = int64(0)
+		rec.Size, rec.InodeNumber = 0, 0
+	} else if keys != nil {
+		k, err := keys.storedFileKey(f.FileID, f.Generation)
+		if err != nil {
+			return nil, err
+		}
+		rec.EncryptionKey = k
 	}
-	archive := map[string]any{
-		"$version":  100000,
-		"$archiver": "NSKeyedArchiver",
-		"$top":      map[string]any{"root": plist.UID(1)},
-		"$objects": []any{
-			"$null",
-			obj,
-			f.RelativePath,
-			map[string]any{"$classname": "MBFile", "$classes": []any{"MBFile", "NSObject"}},
-		},
-	}
-	return wire.Encode(archive, wire.Binary)
+	return mbfile.Encode(rec)
 }
 
 // hostEntry is what the host's Manifest.db says about one file.
@@ -83,27 +75,11 @@ type hostEntry struct {
 
 // parseMBFile reads the fields we compare from a `file` blob.
 func parseMBFile(blob []byte) (hostEntry, error) {
-	var archive map[string]any
-	if err := wire.Decode(blob, &archive); err != nil {
+	rec, err := mbfile.Decode(blob)
+	if err != nil {
 		return hostEntry{}, err
 	}
-	objs, _ := archive["$objects"].([]any)
-	top, _ := archive["$top"].(map[string]any)
-	root, ok := top["root"].(plist.UID)
-	if !ok || int(root) >= len(objs) {
-		return hostEntry{}, errors.New("not an MBFile archive")
-	}
-	obj, ok := objs[root].(map[string]any)
-	if !ok {
-		return hostEntry{}, errors.New("MBFile root is not a dictionary")
-	}
-	var e hostEntry
-	e.size, _ = wire.Int(obj["Size"])
-	e.mtime, _ = wire.Int(obj["LastModified"])
-	if g, ok := wire.Int(obj["Generation"]); ok {
-		e.generation, e.hasGen = uint64(g), true
-	}
-	return e, nil
+	return hostEntry{size: rec.Size, mtime: rec.LastModified, generation: rec.Generation, hasGen: rec.Generation != 0}, nil
 }
 
 // changed reports whether the device's file differs from what the host
@@ -118,7 +94,7 @@ func (e hostEntry) changed(f fileset.File) bool {
 // buildManifestDB writes a Manifest.db listing every present file and
 // directory of the snapshot into a new temporary file, and returns its
 // path. The caller removes it.
-func buildManifestDB(ctx context.Context, dir string, files, dirs []fileset.File) (path string, err error) {
+func buildManifestDB(ctx context.Context, dir string, files, dirs []fileset.File, keys *deviceKeys) (path string, err error) {
 	tmp, err := os.CreateTemp(dir, "backupsvc-manifest-*.db")
 	if err != nil {
 		return "", fmt.Errorf("manifest: %w", err)
@@ -156,7 +132,7 @@ func buildManifestDB(ctx context.Context, dir string, files, dirs []fileset.File
 	}
 	defer stmt.Close()
 	insert := func(f fileset.File, flags int) error {
-		blob, err := mbFile(f)
+		blob, err := mbFile(f, keys)
 		if err != nil {
 			return err
 		}
@@ -216,10 +192,11 @@ func readManifestDB(ctx context.Context, path string) (map[string]hostEntry, err
 	return out, rows.Err()
 }
 
-// manifestPlist builds Manifest.plist. The simulator does not encrypt
-// content: an encrypted backup carries the keys an encrypted one has,
-// filled with random bytes, and plain data.
-func manifestPlist(cfg *Config, udid string, encrypted bool, now time.Time) ([]byte, error) {
+// manifestPlist builds Manifest.plist. An encrypted backup (keys not nil)
+// carries the device's keybag, sealed with the backup password, and the
+// ManifestKey that opens its Manifest.db.
+func manifestPlist(cfg *Config, udid string, keys *deviceKeys, manifestKey []byte, now time.Time) ([]byte, error) {
+	encrypted := keys != nil
 	d := cfg.Device
 	m := map[string]any{
 		"Version":              "10.0",
@@ -238,32 +215,25 @@ func manifestPlist(cfg *Config, udid string, encrypted bool, now time.Time) ([]b
 		},
 	}
 	if encrypted {
-		keybag := make([]byte, 256)
-		key := make([]byte, 44)
-		rand.Read(keybag)
-		rand.Read(key)
-		// Bind the fake keybag to the password, so a password change
-		// changes it as on a real device.
-		sum := sha256.Sum256([]byte(cfg.Encryption.Password()))
-		copy(keybag, sum[:])
-		m["BackupKeyBag"] = keybag
-		m["ManifestKey"] = key
+		m["BackupKeyBag"] = keys.keybag
+		m["ManifestKey"] = manifestKey
 	}
 	return wire.Encode(m, wire.Binary)
 }
 
 // parseManifestPlist reads the host's Manifest.plist; an error means it is
-// empty or corrupt.
-func parseManifestPlist(b []byte) (encrypted bool, err error) {
+// empty or corrupt. manifestKey is nil in a plain backup.
+func parseManifestPlist(b []byte) (encrypted bool, manifestKey []byte, err error) {
 	var m map[string]any
 	if err := wire.Decode(b, &m); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if _, ok := m["Lockdown"].(map[string]any); !ok {
-		return false, errors.New("backupsvc: Manifest.plist has no Lockdown dictionary")
+		return false, nil, errors.New("backupsvc: Manifest.plist has no Lockdown dictionary")
 	}
 	encrypted, _ = m["IsEncrypted"].(bool)
-	return encrypted, nil
+	manifestKey, _ = m["ManifestKey"].([]byte)
+	return encrypted, manifestKey, nil
 }
 
 // statusPlist builds Status.plist for a finished snapshot.

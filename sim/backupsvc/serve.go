@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/backupd/backupd/proto/backupcrypt"
 	"github.com/backupd/backupd/proto/devicelink"
 	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
@@ -90,7 +91,8 @@ type session struct {
 	stats *Stats
 	fw    *devicelink.FileWriter
 
-	target   string // the backup directory's name, normally the UDID
+	target   string      // the backup directory's name, normally the UDID
+	keys     *deviceKeys // the device's keys when the backup is encrypted
 	progress float64
 	// content bytes and files sent in this backup, for byte faults
 	sentBytes int64
@@ -310,6 +312,7 @@ func (s *session) backup(req map[string]any) error {
 	opts, _ := req["Options"].(map[string]any)
 	force, _ := opts["ForceFullBackup"].(bool)
 	encrypted := s.cfg.Encryption.WillEncrypt()
+	s.keys = nil
 	files := s.cfg.Set.Files() // one consistent snapshot of the device
 	dirs := s.cfg.Set.Dirs()
 	s.sentBytes, s.sentFiles, s.progress = 0, 0, 0
@@ -339,6 +342,7 @@ func (s *session) backup(req map[string]any) error {
 	default:
 		return s.finish(f.ErrorCode, fmt.Sprintf("Simulated device error %d", f.ErrorCode))
 	}
+	var err error
 	switch f.Hostile {
 	case HostileHugeFrame:
 		return s.hostileRaw([]byte{0xFF, 0xFF, 0xFF, 0xFF})
@@ -347,6 +351,14 @@ func (s *session) backup(req map[string]any) error {
 		return s.hostileRaw(append(binary.BigEndian.AppendUint32(nil, uint32(len(junk))), junk...))
 	case HostileTruncatedPlist:
 		return s.hostileRaw(append(binary.BigEndian.AppendUint32(nil, 1000), "bplist00\x00\x01"...))
+	}
+
+	// An encrypted backup needs the keybag sealed with the current
+	// password: seconds with a device's round counts, once per password.
+	if encrypted {
+		if s.keys, err = s.cfg.Encryption.backupKeys(s.ctx); err != nil {
+			return err
+		}
 	}
 
 	// download-status: what does the host hold?
@@ -376,7 +388,7 @@ func (s *session) backup(req map[string]any) error {
 			return err
 		}
 		var corrupt bool
-		held, corrupt, err = s.downloadManifest(encrypted)
+		held, corrupt, err = s.downloadManifest()
 		if err != nil {
 			return err
 		}
@@ -403,7 +415,7 @@ func (s *session) backup(req map[string]any) error {
 			}
 		}
 		send = append(send, file)
-		need += file.Size
+		need += s.wireSize(file)
 	}
 	for id, e := range held {
 		if e.flags == flagFile && !present[id] {
@@ -468,12 +480,21 @@ func (s *session) backup(req map[string]any) error {
 	}
 	s.progress = 92
 	now := s.cfg.Now()
-	dbPath, err := buildManifestDB(s.ctx, s.cfg.TempDir, files, dirs)
+	dbPath, err := buildManifestDB(s.ctx, s.cfg.TempDir, files, dirs, s.keys)
 	if err != nil {
 		return fmt.Errorf("backupsvc: %w", err)
 	}
 	defer os.Remove(dbPath)
-	mp, err := manifestPlist(s.cfg, s.target, encrypted, now)
+	var manifestKey []byte
+	if s.keys != nil {
+		plainPath := dbPath
+		dbPath, manifestKey, err = s.keys.encryptFile(s.cfg.TempDir, plainPath)
+		if err != nil {
+			return fmt.Errorf("backupsvc: encrypt Manifest.db: %w", err)
+		}
+		defer os.Remove(dbPath)
+	}
+	mp, err := manifestPlist(s.cfg, s.target, s.keys, manifestKey, now)
 	if err != nil {
 		return fmt.Errorf("backupsvc: %w", err)
 	}
@@ -654,7 +675,7 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 // returns nil entries (a full backup) when the host lacks them, when
 // Manifest.db is unreadable, or when the encryption setting changed since;
 // corrupt is true when Manifest.plist exists but is unusable.
-func (s *session) downloadManifest(encrypted bool) (held map[string]hostEntry, corrupt bool, err error) {
+func (s *session) downloadManifest() (held map[string]hostEntry, corrupt bool, err error) {
 	tmp, err := os.CreateTemp(s.cfg.TempDir, "backupsvc-hostmanifest-*.db")
 	if err != nil {
 		return nil, false, fmt.Errorf("backupsvc: %w", err)
@@ -673,17 +694,26 @@ func (s *session) downloadManifest(encrypted bool) (held map[string]hostEntry, c
 	if !got[plistPath] {
 		return nil, false, nil
 	}
-	wasEncrypted, perr := parseManifestPlist(mp.Bytes())
+	wasEncrypted, manifestKey, perr := parseManifestPlist(mp.Bytes())
 	if perr != nil {
 		return nil, true, nil
 	}
-	if !got[dbPath] || wasEncrypted != encrypted {
+	if !got[dbPath] || wasEncrypted != (s.keys != nil) {
 		return nil, false, nil
 	}
 	if err := tmp.Close(); err != nil {
 		return nil, false, fmt.Errorf("backupsvc: %w", err)
 	}
-	held, err = readManifestDB(s.ctx, tmp.Name())
+	dbFile := tmp.Name()
+	if s.keys != nil {
+		// The device opens the host's copy with its own class keys; one
+		// it cannot open (another device's) means a full backup.
+		if dbFile, err = s.keys.decryptFile(s.cfg.TempDir, dbFile, manifestKey); err != nil {
+			return nil, false, nil
+		}
+		defer os.Remove(dbFile)
+	}
+	held, err = readManifestDB(s.ctx, dbFile)
 	if err != nil {
 		return nil, false, nil // unreadable: start over with a full backup
 	}
@@ -799,8 +829,12 @@ func (s *session) sendData(fw *devicelink.FileWriter, devName, path string, file
 	if err := fw.Begin(devName, path); err != nil {
 		return fmt.Errorf("backupsvc: upload %s: %w", path, err)
 	}
-	if budget >= 0 && budget < file.Size {
-		n, err := fw.ReadFrom(io.LimitReader(file.Open(), budget))
+	content, err := s.content(file)
+	if err != nil {
+		return fmt.Errorf("backupsvc: upload %s: %w", path, err)
+	}
+	if budget >= 0 && budget < s.wireSize(file) {
+		n, err := fw.ReadFrom(io.LimitReader(content, budget))
 		s.sentBytes += n
 		s.stats.bytesSent(n)
 		if err != nil {
@@ -811,7 +845,7 @@ func (s *session) sendData(fw *devicelink.FileWriter, devName, path string, file
 		}
 		return s.unplug()
 	}
-	n, err := fw.ReadFrom(file.Open())
+	n, err := fw.ReadFrom(content)
 	if err == nil {
 		err = fw.End()
 	}
@@ -822,6 +856,23 @@ func (s *session) sendData(fw *devicelink.FileWriter, devName, path string, file
 	s.sentFiles++
 	s.stats.fileSent(n)
 	return nil
+}
+
+// content is what the device sends of a file: its bytes, encrypted with
+// the file's own key in an encrypted backup.
+func (s *session) content(file fileset.File) (io.Reader, error) {
+	if s.keys == nil {
+		return file.Open(), nil
+	}
+	return backupcrypt.NewEncrypter(file.Open(), s.keys.fileKey(file.FileID, file.Generation))
+}
+
+// wireSize is how many bytes of a file the device sends.
+func (s *session) wireSize(file fileset.File) int64 {
+	if s.keys == nil {
+		return file.Size
+	}
+	return backupcrypt.EncryptedSize(file.Size)
 }
 
 // hostileLongName names a file with a path over the 4096-byte limit.

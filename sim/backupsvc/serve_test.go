@@ -1,9 +1,11 @@
 package backupsvc
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupd/backupd/proto/backupcrypt"
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/proto/mbfile"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/fileset"
 )
@@ -108,30 +112,16 @@ func (r *rig) checkTree() {
 			want[udid+"/"+f.BackupPath()] = f
 		}
 	}
-	data := 0
-	for _, p := range h.tree() {
-		if strings.Contains(p, "Snapshot") {
-			t.Fatalf("leftover %s", p)
-		}
-		if !isDataPath(p) {
-			continue
-		}
-		data++
-		f, ok := want[p]
-		if !ok {
-			t.Fatalf("backup holds %s, which the device does not have", p)
-		}
-		if sha256.Sum256(h.files[p]) != fileset.Hash(f) {
-			t.Fatalf("%s: content differs from the device's (gen %d)", p, f.Generation)
-		}
+	keys := r.unlock()
+	manifestDB := h.files[udid+"/Manifest.db"]
+	if keys != nil {
+		manifestDB = r.decrypt(manifestDB, keys.manifest, -1)
 	}
-	if data != len(want) {
-		t.Fatalf("backup holds %d data files, device has %d", data, len(want))
-	}
+	fileKeys := map[string][]byte{} // data path → content key
 
 	// Manifest.db lists exactly the device's files and directories.
 	dbPath := filepath.Join(t.TempDir(), "Manifest.db")
-	if err := os.WriteFile(dbPath, h.files[udid+"/Manifest.db"], 0o600); err != nil {
+	if err := os.WriteFile(dbPath, manifestDB, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
@@ -159,6 +149,17 @@ func (r *rig) checkTree() {
 		if err != nil {
 			t.Fatalf("row %s: %v", id, err)
 		}
+		rec, _ := mbfile.Decode(blob)
+		if (keys != nil && flags == flagFile) != (rec.EncryptionKey != nil) {
+			t.Fatalf("row %s (flags %d): EncryptionKey %x; backup encrypted: %v", id, flags, rec.EncryptionKey, keys != nil)
+		}
+		if rec.EncryptionKey != nil {
+			k, err := keys.classes.Unwrap(rec.EncryptionKey)
+			if err != nil {
+				t.Fatalf("row %s: %v", id, err)
+			}
+			fileKeys[udid+"/"+fileset.BackupPath(id)] = k
+		}
 		switch flags {
 		case flagFile:
 			files++
@@ -179,6 +180,31 @@ func (r *rig) checkTree() {
 		t.Fatalf("Manifest.db lists %d files and %d directories, want %d and %d", files, dirs, len(want), len(r.set.Dirs()))
 	}
 
+	data := 0
+	for _, p := range h.tree() {
+		if strings.Contains(p, "Snapshot") {
+			t.Fatalf("leftover %s", p)
+		}
+		if !isDataPath(p) {
+			continue
+		}
+		data++
+		f, ok := want[p]
+		if !ok {
+			t.Fatalf("backup holds %s, which the device does not have", p)
+		}
+		content := h.files[p]
+		if keys != nil {
+			content = r.decrypt(content, fileKeys[p], f.Size)
+		}
+		if sha256.Sum256(content) != fileset.Hash(f) {
+			t.Fatalf("%s: content differs from the device's (gen %d)", p, f.Generation)
+		}
+	}
+	if data != len(want) {
+		t.Fatalf("backup holds %d data files, device has %d", data, len(want))
+	}
+
 	var status map[string]any
 	if err := wire.Decode(h.files[udid+"/Status.plist"], &status); err != nil {
 		t.Fatal(err)
@@ -192,6 +218,60 @@ func (r *rig) checkTree() {
 	if full, _ := status["IsFullBackup"].(bool); full != r.stats.Last().Full {
 		t.Fatalf("Status.plist IsFullBackup %v, stats say %v", full, r.stats.Last().Full)
 	}
+}
+
+// hostKeys are what a reader of the host's encrypted backup unlocks
+// with the password.
+type hostKeys struct {
+	classes  *backupcrypt.ClassKeys
+	manifest []byte // Manifest.db's key
+}
+
+// unlock opens the host's backup as a reader would, from Manifest.plist
+// and the password alone; nil for a plain backup.
+func (r *rig) unlock() *hostKeys {
+	t := r.t
+	t.Helper()
+	var mp struct {
+		IsEncrypted  bool
+		BackupKeyBag []byte
+		ManifestKey  []byte
+	}
+	if err := wire.Decode(r.host.files[udid+"/Manifest.plist"], &mp); err != nil {
+		t.Fatal(err)
+	}
+	if !mp.IsEncrypted {
+		return nil
+	}
+	kb, err := backupcrypt.ParseKeybag(mp.BackupKeyBag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kb.Unlock(context.Background(), []byte(r.enc.Password()+"x")); err != backupcrypt.ErrWrongPassword {
+		t.Fatalf("keybag unlocked with a wrong password: %v", err)
+	}
+	ck, err := kb.Unlock(context.Background(), []byte(r.enc.Password()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := ck.Unwrap(mp.ManifestKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &hostKeys{classes: ck, manifest: mk}
+}
+
+func (r *rig) decrypt(ct, key []byte, size int64) []byte {
+	r.t.Helper()
+	d, err := backupcrypt.NewDecrypter(bytes.NewReader(ct), key, size)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	plain, err := io.ReadAll(d)
+	if err != nil {
+		r.t.Fatalf("decrypt: %v", err)
+	}
+	return plain
 }
 
 func TestFullBackup(t *testing.T) {
@@ -351,10 +431,20 @@ func TestEncryptionChangeForcesFull(t *testing.T) {
 	if mp["IsEncrypted"] != true || mp["BackupKeyBag"] == nil || mp["ManifestKey"] == nil {
 		t.Fatalf("encrypted Manifest.plist %v", mp)
 	}
+	r.checkTree()
 	r.mustBackup(false)
 	if last := r.stats.Last(); last.Full || last.Files != 0 {
 		t.Fatalf("second encrypted backup: %+v", last)
 	}
+	// An incremental encrypted backup: the unchanged files the host keeps
+	// still open with the keys the new Manifest.db records.
+	changed := r.set.Mutate(0.25, 9)
+	r.enc.SetPassword("another secret")
+	r.mustBackup(false)
+	if last := r.stats.Last(); last.Full || last.Files != len(changed) {
+		t.Fatalf("incremental encrypted backup after %d changes: %+v", len(changed), last)
+	}
+	r.checkTree()
 }
 
 func TestChangePassword(t *testing.T) {
