@@ -39,7 +39,8 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command(goTool, "build", "-o", binDir+string(filepath.Separator), "github.com/backupd/backupd/cmd/backupd", "github.com/backupd/backupd/cmd/iphonesim")
+		args := append(append([]string{"build"}, buildFlags...), "-o", binDir+string(filepath.Separator), "github.com/backupd/backupd/cmd/backupd", "github.com/backupd/backupd/cmd/iphonesim")
+		cmd := exec.Command(goTool, args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
