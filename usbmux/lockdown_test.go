@@ -15,6 +15,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux/wire"
 )
 
@@ -37,7 +38,7 @@ func simLockdown(t *testing.T, s *sim.Sim, d *sim.Device) (*Client, *Lockdown, *
 }
 
 func TestLockdownWithoutSession(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{Name: "Ada's iPhone"})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Name: "Ada's iPhone"})
 	_, l, _ := simLockdown(t, s, devs[0])
 	ctx := testCtx(t)
 
@@ -74,7 +75,7 @@ func TestLockdownWithoutSession(t *testing.T) {
 }
 
 func TestLockdownSession(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{BatteryLevel: 42})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{BatteryLevel: 42})
 	_, l, rec := simLockdown(t, s, devs[0])
 	ctx := testCtx(t)
 
@@ -116,7 +117,7 @@ func TestLockdownSession(t *testing.T) {
 }
 
 func TestStartSessionRefusals(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Pairing: sim.Locked},
 		sim.DeviceConfig{Pairing: sim.Forgotten},
 	)
@@ -142,7 +143,7 @@ func TestStartSessionRefusals(t *testing.T) {
 }
 
 func TestValidatePair(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Forgotten})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Forgotten})
 	_, l, rec := simLockdown(t, s, devs[0])
 	if err := l.ValidatePair(testCtx(t), rec); err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestValidatePair(t *testing.T) {
 // DeviceCertificate is another device's: the TLS session must fail as
 // pairing_invalid and the connection must not be used again.
 func TestSessionPinsDeviceCertificate(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{})
 	_, _, other := simLockdown(t, s, devs[1])
 	_, l, rec := simLockdown(t, s, devs[0])
 	forged := *rec

@@ -11,11 +11,12 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux/wire"
 )
 
 func TestListDevicesAgainstSim(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Speed: 5_000_000_000},
 		sim.DeviceConfig{ConnType: sim.Network},
 	)
@@ -45,7 +46,7 @@ func TestListDevicesAgainstSim(t *testing.T) {
 }
 
 func TestPairRecordsAgainstSim(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Unpaired})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Unpaired})
 	c := simClient(t, s)
 	ctx := testCtx(t)
 
@@ -94,7 +95,7 @@ func TestPairRecordsAgainstSim(t *testing.T) {
 }
 
 func TestConnectToGoneDeviceIsDisconnected(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{})
 	c := simClient(t, s)
 	dev := simDevice(t, c, devs[0])
 	devs[0].Unplug()

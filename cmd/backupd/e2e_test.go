@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -33,7 +33,7 @@ var (
 // their directory.
 func binaries(t *testing.T) string {
 	t.Helper()
-	goTool := sim.RequireTool(t, "go")
+	goTool := simtest.RequireTool(t, "go")
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "bdbin")
 		if buildErr != nil {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // failpointNames are what a build with failpoints carries and a release
@@ -22,7 +22,7 @@ var failpointNames = []string{"failpoint", "BACKUPD_TEST_PAUSE", "test pause", "
 // package list, and returns the binaries' paths.
 func buildCommands(t *testing.T, extra ...string) []string {
 	t.Helper()
-	goTool := sim.RequireTool(t, "go")
+	goTool := simtest.RequireTool(t, "go")
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
