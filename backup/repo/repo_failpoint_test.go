@@ -9,8 +9,10 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,4 +204,69 @@ func TestBeginCloneError(t *testing.T) {
 	if _, err := r.Begin(context.Background(), testUDID); errors.Is(err, repo.ErrBusy) || cause.Of(err) != cause.HostDiskFull {
 		t.Fatalf("Begin again: %v", err)
 	}
+}
+
+// checkClone checks that a fresh staging tree holds the latest backup,
+// cloned the way the mode says.
+func checkClone(t *testing.T, mode repo.CloneMode, latest, tree string, st repo.CloneStats) {
+	t.Helper()
+	if mode == repo.CloneNone {
+		if got := dirEntries(t, tree); len(got) != 0 || st.Files != 0 {
+			t.Fatalf("CloneNone staging holds %v (stats %+v)", got, st)
+		}
+		return
+	}
+	want := regularFiles(t, latest)
+	if got := regularFiles(t, tree); !slices.Equal(got, want) {
+		t.Fatalf("clone has %d files, latest %d", len(got), len(want))
+	}
+	if st.Files != len(want) || st.Reflinked+st.Linked+st.Copied != st.Files {
+		t.Fatalf("clone stats %+v for %d files", st, len(want))
+	}
+	for _, rel := range want {
+		a, err := os.Stat(filepath.Join(latest, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.Stat(filepath.Join(tree, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := os.SameFile(a, b)
+		switch {
+		case mode == repo.CloneAuto && st.Linked == st.Files && !same:
+			t.Fatalf("%s was hard linked by the stats but is not the same file", rel)
+		case mode == repo.CloneCopy && same:
+			t.Fatalf("CloneCopy hard linked %s", rel)
+		}
+		if !a.ModTime().Equal(b.ModTime()) {
+			t.Errorf("%s: modification time %v, latest has %v", rel, b.ModTime(), a.ModTime())
+		}
+	}
+	if mode == repo.CloneCopy && st.Linked != 0 {
+		t.Fatalf("CloneCopy stats %+v", st)
+	}
+	if treeHash(t, tree) != treeHash(t, latest) {
+		t.Fatal("the clone differs from the latest")
+	}
+}
+
+// regularFiles lists the regular files under dir, relative.
+func regularFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

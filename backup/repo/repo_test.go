@@ -148,51 +148,6 @@ func TestOpen(t *testing.T) {
 	}
 }
 
-// checkClone checks that a fresh staging tree holds the latest backup,
-// cloned the way the mode says.
-func checkClone(t *testing.T, mode repo.CloneMode, latest, tree string, st repo.CloneStats) {
-	t.Helper()
-	if mode == repo.CloneNone {
-		if got := dirEntries(t, tree); len(got) != 0 || st.Files != 0 {
-			t.Fatalf("CloneNone staging holds %v (stats %+v)", got, st)
-		}
-		return
-	}
-	want := regularFiles(t, latest)
-	if got := regularFiles(t, tree); !slices.Equal(got, want) {
-		t.Fatalf("clone has %d files, latest %d", len(got), len(want))
-	}
-	if st.Files != len(want) || st.Reflinked+st.Linked+st.Copied != st.Files {
-		t.Fatalf("clone stats %+v for %d files", st, len(want))
-	}
-	for _, rel := range want {
-		a, err := os.Stat(filepath.Join(latest, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.Stat(filepath.Join(tree, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		same := os.SameFile(a, b)
-		switch {
-		case mode == repo.CloneAuto && st.Linked == st.Files && !same:
-			t.Fatalf("%s was hard linked by the stats but is not the same file", rel)
-		case mode == repo.CloneCopy && same:
-			t.Fatalf("CloneCopy hard linked %s", rel)
-		}
-		if !a.ModTime().Equal(b.ModTime()) {
-			t.Errorf("%s: modification time %v, latest has %v", rel, b.ModTime(), a.ModTime())
-		}
-	}
-	if mode == repo.CloneCopy && st.Linked != 0 {
-		t.Fatalf("CloneCopy stats %+v", st)
-	}
-	if treeHash(t, tree) != treeHash(t, latest) {
-		t.Fatal("the clone differs from the latest")
-	}
-}
-
 // checkNoStaging: nothing left in staging or trash.
 func checkNoStaging(t *testing.T, dir string) {
 	t.Helper()

@@ -216,3 +216,12 @@ func verifyLatest(t *testing.T, r *rig) {
 		t.Errorf("the latest backup does not verify: %v", err)
 	}
 }
+
+// kill9 kills the daemon with SIGKILL and waits for it.
+func (r *rig) kill9(t *testing.T) {
+	t.Helper()
+	if err := r.daemon.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.daemon.exited
+}
