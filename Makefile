@@ -27,6 +27,10 @@ FUZZTIME  ?= 30s
 TMP       ?= /tmp/backupd-demo
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
+# The tests build with the failpoints (the crash and torture tests arm
+# them); `make build`, the release, never does: a test checks that its
+# binaries hold no failpoint name.
+TESTTAGS  := -tags failpoint
 
 # staticcheck 2026.2.2; the 2026.x releases are the ones that know Go 1.26.
 STATICCHECK_VERSION := v0.8.2
@@ -54,11 +58,13 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
 test: deps vet $(BBOLT)
-	PATH="$(dir $(BBOLT)):$$PATH" $(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
+	PATH="$(dir $(BBOLT)):$$PATH" $(GO) test -race -count=1 -timeout 15m $(TESTTAGS) $(TESTFLAGS) ./...
 	$(MAKE) --no-print-directory cross
 
+# Both builds: the release one and the tests' one with failpoints.
 vet:
 	$(GO) vet ./...
+	$(GO) vet $(TESTTAGS) ./...
 
 # backupd runs on Macs and PCs too; these catch code that only builds on
 # Linux. CGO_ENABLED=0 because the release binaries are pure Go.
@@ -68,8 +74,8 @@ cross:
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
 	@# vet type-checks the tests too, so a test that only builds on Linux
 	@# (mount namespaces, umask) must say so in its file name or tags.
-	GOOS=darwin  GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./...
-	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) vet ./...
+	GOOS=darwin  GOARCH=arm64 CGO_ENABLED=0 $(GO) vet $(TESTTAGS) ./...
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) vet $(TESTTAGS) ./...
 
 # Installs what is missing when we may (root, with apt-get); otherwise says
 # what to install, and under CI fails rather than skip the tests that need
@@ -115,8 +121,9 @@ $(STATICCHECK):
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	$(MAKE) --no-print-directory vet
 	$(STATICCHECK) ./...
+	$(STATICCHECK) $(TESTTAGS) ./...
 
 # Runs each Fuzz target alone (go test -fuzz takes one at a time), all of
 # them even when one fails, then fails if any did. A crash is saved under
@@ -129,7 +136,7 @@ fuzz:
 # and a summary table; fails on any failure or byte outside a root. Its
 # quick subset runs in make test. FUZZTIME defaults to 10m here.
 torture: deps $(BBOLT)
-	PATH="$(dir $(BBOLT)):$$PATH" GO=$(GO) FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/torture.sh
+	PATH="$(dir $(BBOLT)):$$PATH" GO=$(GO) TESTTAGS="$(TESTTAGS)" FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/torture.sh
 
 clean:
 	rm -rf $(BIN)

@@ -18,6 +18,7 @@ import (
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -209,9 +210,9 @@ func newWorkload(b *testing.B, spec sim.FileSpec) *workload {
 	if os.Getenv(benchCompareEnv) != "1" {
 		b.Skipf("set %s=1 (make bench-compare) to compare with idevicebackup2", benchCompareEnv)
 	}
-	ib2 := sim.RequireTool(b, "idevicebackup2")
+	ib2 := simtest.RequireTool(b, "idevicebackup2")
 	spec.Seed = 42
-	s, devs := sim.StartT(b, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec})
+	s, devs := simtest.StartT(b, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec})
 	return &workload{sim: s, devs: devs, ib2: ib2}
 }
 

@@ -16,12 +16,13 @@ import (
 
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // runIdevicebackup2 runs Debian's idevicebackup2 against the simulator.
 func runIdevicebackup2(t testing.TB, s *sim.Sim, timeout time.Duration, args ...string) (string, error) {
 	t.Helper()
-	path := sim.RequireTool(t, "idevicebackup2")
+	path := simtest.RequireTool(t, "idevicebackup2")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)

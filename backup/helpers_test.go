@@ -15,6 +15,7 @@ import (
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -70,7 +71,7 @@ type rig struct {
 
 func newRig(t testing.TB, cfg sim.DeviceConfig, opts Options) *rig {
 	t.Helper()
-	s, devs := sim.StartT(t, cfg)
+	s, devs := simtest.StartT(t, cfg)
 	addr, err := usbmux.ParseAddr(s.Address())
 	if err != nil {
 		t.Fatal(err)

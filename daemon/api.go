@@ -32,7 +32,18 @@ type backend interface {
 
 func (d *Daemon) subscribe() (<-chan api.Event, func()) { return d.bus.subscribe() }
 
-func (d *Daemon) handler() http.Handler { return newAPIHandler(d, d.log) }
+func (d *Daemon) handler() http.Handler { return withVersion(d.version, newAPIHandler(d, d.log)) }
+
+// withVersion puts the daemon's version in every answer's
+// api.VersionHeader.
+func withVersion(version string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if version != "" {
+			w.Header().Set(api.VersionHeader, version)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // newAPIHandler serves the API (see package api for the paths) from b.
 func newAPIHandler(b backend, log zerolog.Logger) http.Handler {

@@ -23,7 +23,9 @@ func (d *Daemon) openRepo() (*repo.Repo, error) {
 	opts.Logger = SlogLogger(d.log, "repo")
 	opts.Notice = func(msg string) { d.log.Warn().Msg(msg) }
 	opts.Now = d.now
-	opts.StepHook = d.hook
+	if d.repoOpt != nil {
+		opts = d.repoOpt(opts)
+	}
 	r, err := repo.Open(d.cfg.BackupDir, opts)
 	if err != nil {
 		d.log.Error().Err(err).Str("backup_dir", d.cfg.BackupDir).Msg("backup directory unavailable")

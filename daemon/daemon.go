@@ -44,10 +44,11 @@ type Options struct {
 	// FreeSpace returns the free bytes on the disk holding a directory;
 	// nil means the file system's own answer.
 	FreeSpace func(dir string) (uint64, error)
-	// CommitStepHook is passed to the backup directory as
-	// repo.Options.StepHook. Test-only (a failpoint the torture suite
-	// kills the daemon in); nil in production.
-	CommitStepHook func(step string)
+	// RepoOptions, when set, adjusts the backup directory's options
+	// before it is opened: backupd built with the failpoint tag arms its
+	// failpoints there (the torture suite kills the daemon in one); nil
+	// in a release build.
+	RepoOptions func(repo.Options) repo.Options
 }
 
 // Daemon is backupd's service: it follows usbmuxd, runs one actor per
@@ -60,7 +61,7 @@ type Daemon struct {
 	version string
 	free    func(string) (uint64, error)
 	eng     Backuper
-	hook    func(step string) // Options.CommitStepHook
+	repoOpt func(repo.Options) repo.Options // Options.RepoOptions
 	bus     *bus
 
 	ran atomic.Bool
@@ -96,7 +97,7 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 		version:  opts.Version,
 		free:     opts.FreeSpace,
 		eng:      opts.Backuper,
-		hook:     opts.CommitStepHook,
+		repoOpt:  opts.RepoOptions,
 		actors:   map[string]*actor{},
 		open:     map[store.RunID]store.Run{},
 		stopping: make(chan struct{}),

@@ -12,6 +12,7 @@ import (
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // These tests run the daemon against the simulated iPhone, as the issue's
@@ -21,7 +22,7 @@ import (
 // run; plugging it in again inside min_interval makes none.
 func TestPlugIn(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 50}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 50}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
 	r := start(t, cfg, Options{})
@@ -68,7 +69,7 @@ func TestPlugIn(t *testing.T) {
 // at; when someone taps Trust, it is backed up.
 func TestUntrusted(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Pairing: sim.Unpaired, Files: sim.FileSpec{Count: 20}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Pairing: sim.Unpaired, Files: sim.FileSpec{Count: 20}})
 	dev := devs[0]
 	r := start(t, testConfig(t, s), Options{})
 
@@ -115,7 +116,7 @@ func TestSkips(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, devs := sim.StartT(t, tt.dev)
+			s, devs := simtest.StartT(t, tt.dev)
 			dev := devs[0]
 			cfg := testConfig(t, s)
 			var opts Options
@@ -139,7 +140,7 @@ func TestSkips(t *testing.T) {
 
 	t.Run("deny list", func(t *testing.T) {
 		t.Parallel()
-		s, devs := sim.StartT(t, sim.DeviceConfig{})
+		s, devs := simtest.StartT(t, sim.DeviceConfig{})
 		dev := devs[0]
 		cfg := testConfig(t, s)
 		cfg.Policy.Deny = []string{dev.UDID()}
@@ -166,7 +167,7 @@ func TestSkips(t *testing.T) {
 // and leaves the previous backup as it was, with no staging behind.
 func TestUnplugMidBackup(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 100, MaxSize: 128 << 10}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 100, MaxSize: 128 << 10}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
 	r := start(t, cfg, Options{})
@@ -202,7 +203,7 @@ func TestMaxConcurrent(t *testing.T) {
 	files := sim.FileSpec{Count: 60, MaxSize: 64 << 10}
 	// A slow link keeps each backup running long enough to overlap.
 	slow := sim.Faults{SlowLinkBytesPerSec: 4 << 20}
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Files: files, Faults: slow},
 		sim.DeviceConfig{Files: files, Faults: slow},
 		sim.DeviceConfig{Files: files, Faults: slow})
@@ -285,7 +286,7 @@ func nextEvent(s *client.EventStream, d time.Duration) (api.Event, error) {
 // the sync lock) is retried with backoff while the phone stays connected.
 func TestRetryAfterTransientFailure(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}, Faults: sim.Faults{LockNeverGranted: true}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}, Faults: sim.Faults{LockNeverGranted: true}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
 	cfg.Policy.RetryLimit = 3
@@ -316,7 +317,7 @@ func TestWiFi(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(map[bool]string{false: "off", true: "on"}[on], func(t *testing.T) {
 			t.Parallel()
-			s, devs := sim.StartT(t, sim.DeviceConfig{ConnType: sim.Network, Files: sim.FileSpec{Count: 20}})
+			s, devs := simtest.StartT(t, sim.DeviceConfig{ConnType: sim.Network, Files: sim.FileSpec{Count: 20}})
 			dev := devs[0]
 			cfg := testConfig(t, s)
 			cfg.Policy.WiFi = on
@@ -344,7 +345,7 @@ func TestWiFi(t *testing.T) {
 // host_not_writable until it appears, then backed up.
 func TestBackupDirAppears(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
 	if err := os.Remove(cfg.BackupDir); err != nil {

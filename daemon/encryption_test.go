@@ -7,6 +7,7 @@ import (
 
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -33,7 +34,7 @@ func (h *heldPasswordChange) SetPassword(ctx context.Context, _ usbmux.Device, _
 // instead of talking mobilebackup2 to the phone at the same time.
 func TestPasswordChangeHoldsBackup(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
 	udid := devs[0].UDID()
 	cfg := testConfig(t, s)
 	eng := &heldPasswordChange{

@@ -7,6 +7,7 @@ import (
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // TestForgottenPairing: a phone that forgot this computer is shown as
@@ -14,7 +15,7 @@ import (
 // prompt that pairs it again waits; a tap on Trust ends it.
 func TestForgottenPairing(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Pairing: sim.Forgotten, Files: sim.FileSpec{Count: 20}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Pairing: sim.Forgotten, Files: sim.FileSpec{Count: 20}})
 	dev := devs[0]
 	r := start(t, testConfig(t, s), Options{})
 	d := waitState(t, r.c, dev.UDID(), 10*time.Second, api.StateWaiting)

@@ -14,6 +14,7 @@ import (
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // TestHooksPasscodeOncePerRun: the passcode prompt may come and go within
@@ -62,7 +63,7 @@ func TestHooksPasscodeOncePerRun(t *testing.T) {
 // once for that period, again in the next period, never twice in one.
 func TestHooksOverdue(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
 	dev := devs[0]
 	sink := newWebhookSink(t)
 	count := func(k hook.Kind) int { return len(sink.find(k)) }

@@ -9,6 +9,7 @@ import (
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // TestAwaitingPasscode: while the iPhone asks for its passcode, status
@@ -16,7 +17,7 @@ import (
 // entered the backup goes on and succeeds.
 func TestAwaitingPasscode(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Name: "Ada's iPhone", Files: sim.FileSpec{Count: 20},
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Name: "Ada's iPhone", Files: sim.FileSpec{Count: 20},
 		Faults: sim.Faults{PasscodeNeverEntered: true, PasscodeDelay: time.Minute}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
@@ -64,7 +65,7 @@ func TestAwaitingPasscode(t *testing.T) {
 // passcode_not_entered, and the state leaves awaiting_passcode.
 func TestPasscodeNeverEntered(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20},
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20},
 		Faults: sim.Faults{PasscodeNeverEntered: true, PasscodeDelay: 2 * time.Second}})
 	dev := devs[0]
 	r := start(t, testConfig(t, s), Options{})

@@ -12,6 +12,7 @@ import (
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -33,7 +34,7 @@ func (b diskFullThenGone) Run(ctx context.Context, dev usbmux.Device, t backup.T
 // classifier, cause.Classify), here the full disk, not the detach.
 func TestDetachKeepsTheMoreSpecificCause(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 5}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 5}})
 	dev := devs[0]
 	b := diskFullThenGone{started: make(chan struct{})}
 	r := start(t, testConfig(t, s), Options{Backuper: b})

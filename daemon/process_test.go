@@ -19,6 +19,7 @@ import (
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -121,7 +122,7 @@ func waitProgress(t *testing.T, events *client.EventStream, udid string) {
 // daemon within 10 s with the run recorded interrupted.
 func TestKillMidBackup(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 120, MaxSize: 128 << 10}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 120, MaxSize: 128 << 10}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
 	first := startChild(t, cfg)
@@ -221,7 +222,7 @@ func TestKillMidBackup(t *testing.T) {
 // another state_dir but the same backup_dir.
 func TestSecondDaemonRefused(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
 	r := start(t, cfg, Options{})
@@ -267,7 +268,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 // returns well within 10 s.
 func TestShutdownMidBackup(t *testing.T) {
 	t.Parallel()
-	s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 100, MaxSize: 128 << 10}})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 100, MaxSize: 128 << 10}})
 	dev := devs[0]
 	cfg := testConfig(t, s)
 	r := start(t, cfg, Options{})
@@ -331,7 +332,7 @@ func TestStallWatchdog(t *testing.T) {
 	t.Parallel()
 	t.Run("watchdog", func(t *testing.T) {
 		t.Parallel()
-		s, devs := sim.StartT(t, sim.DeviceConfig{})
+		s, devs := simtest.StartT(t, sim.DeviceConfig{})
 		cfg := testConfig(t, s)
 		cfg.Backup.StallTimeout = Duration(300 * time.Millisecond)
 		r := start(t, cfg, Options{Backuper: stuckBackuper{}})
@@ -345,7 +346,7 @@ func TestStallWatchdog(t *testing.T) {
 	})
 	t.Run("device stalls", func(t *testing.T) {
 		t.Parallel()
-		s, devs := sim.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 50, MaxSize: 128 << 10},
+		s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 50, MaxSize: 128 << 10},
 			Faults: sim.Faults{StallAfterBytes: 100 << 10}})
 		cfg := testConfig(t, s)
 		cfg.Backup.StallTimeout = Duration(500 * time.Millisecond)

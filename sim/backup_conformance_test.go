@@ -1,4 +1,4 @@
-package sim
+package sim_test
 
 import (
 	"crypto/sha256"
@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 
 	_ "modernc.org/sqlite"
 )
@@ -68,7 +71,7 @@ func checkBackupMatches(t *testing.T, dir string, d *Device) {
 }
 
 func TestIdevicebackup2FullAndIncremental(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{Files: FileSpec{Count: 300, MinSize: 1, MaxSize: 256 << 10}})
+	s, devs := simtest.StartT(t, DeviceConfig{Files: FileSpec{Count: 300, MinSize: 1, MaxSize: 256 << 10}})
 	d := devs[0]
 	dir := t.TempDir()
 
@@ -115,7 +118,7 @@ func TestIdevicebackup2Faults(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, devs := StartT(t, DeviceConfig{Files: FileSpec{Count: 100}, Faults: tc.faults})
+			s, devs := simtest.StartT(t, DeviceConfig{Files: FileSpec{Count: 100}, Faults: tc.faults})
 			d := devs[0]
 			dir := t.TempDir()
 			out, err := runTool(t, s, 2*time.Minute, "idevicebackup2", "-u", d.UDID(), "backup", "--full", dir)
@@ -143,7 +146,7 @@ func TestIdevicebackup2Faults(t *testing.T) {
 }
 
 func TestIdevicebackup2Encryption(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{Files: FileSpec{Count: 20}})
+	s, devs := simtest.StartT(t, DeviceConfig{Files: FileSpec{Count: 20}})
 	d := devs[0]
 	dir := t.TempDir()
 	willEncrypt := func() string {
@@ -183,7 +186,7 @@ func TestIdevicebackup2Encryption(t *testing.T) {
 // (and relays the LocalAuthentication notifications, which
 // idevicebackup2 does not observe) still backs up once it is entered.
 func TestIdevicebackup2PasscodeEntered(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{Files: FileSpec{Count: 20}, Faults: Faults{PasscodeDelay: 500 * time.Millisecond}})
+	s, devs := simtest.StartT(t, DeviceConfig{Files: FileSpec{Count: 20}, Faults: Faults{PasscodeDelay: 500 * time.Millisecond}})
 	d := devs[0]
 	dir := t.TempDir()
 	out, err := runTool(t, s, 2*time.Minute, "idevicebackup2", "-u", d.UDID(), "backup", "--full", dir)

@@ -1,4 +1,4 @@
-package sim
+package sim_test
 
 import (
 	"context"
@@ -6,12 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // runTool runs one of libimobiledevice's tools against the simulator.
 func runTool(t *testing.T, s *Sim, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
-	path := RequireTool(t, name)
+	path := simtest.RequireTool(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -24,7 +27,7 @@ func runTool(t *testing.T, s *Sim, timeout time.Duration, name string, args ...s
 }
 
 func TestIdeviceIDListsEveryDevice(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{}, DeviceConfig{ConnType: Network}, DeviceConfig{Name: "Third"})
+	s, devs := simtest.StartT(t, DeviceConfig{}, DeviceConfig{ConnType: Network}, DeviceConfig{Name: "Third"})
 	usb, err := runTool(t, s, 20*time.Second, "idevice_id", "-l")
 	if err != nil {
 		t.Fatalf("idevice_id -l: %v\n%s", err, usb)
@@ -55,7 +58,7 @@ func TestIdeviceIDListsEveryDevice(t *testing.T) {
 }
 
 func TestIdeviceinfo(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{Name: "Anna's iPhone", ProductVersion: "17.4.1"})
+	s, devs := simtest.StartT(t, DeviceConfig{Name: "Anna's iPhone", ProductVersion: "17.4.1"})
 	udid := devs[0].UDID()
 	out, err := runTool(t, s, 30*time.Second, "ideviceinfo", "-u", udid)
 	if err != nil {
@@ -73,7 +76,7 @@ func TestIdeviceinfo(t *testing.T) {
 }
 
 func TestIdevicepairValidate(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{}, DeviceConfig{Pairing: Forgotten})
+	s, devs := simtest.StartT(t, DeviceConfig{}, DeviceConfig{Pairing: Forgotten})
 	out, err := runTool(t, s, 30*time.Second, "idevicepair", "-u", devs[0].UDID(), "validate")
 	if err != nil || !strings.Contains(out, "SUCCESS") {
 		t.Fatalf("validate paired: %v\n%s", err, out)
@@ -85,7 +88,7 @@ func TestIdevicepairValidate(t *testing.T) {
 }
 
 func TestIdevicepairPairTrustDialog(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{Pairing: Unpaired}, DeviceConfig{Pairing: Unpaired})
+	s, devs := simtest.StartT(t, DeviceConfig{Pairing: Unpaired}, DeviceConfig{Pairing: Unpaired})
 	trusting, refusing := devs[0], devs[1]
 
 	out, err := runTool(t, s, 30*time.Second, "idevicepair", "-u", trusting.UDID(), "pair")

@@ -1,4 +1,4 @@
-package sim
+package sim_test
 
 import (
 	"net"
@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/proto/wire"
+	. "github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 func TestControl(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{Pairing: Unpaired})
+	s, devs := simtest.StartT(t, DeviceConfig{Pairing: Unpaired})
 	d := devs[0]
 	u := d.UDID()
 	cases := []struct {
@@ -24,8 +26,8 @@ func TestControl(t *testing.T) {
 		{"unplug nosuchudid", "error: no device", nil},
 		{"unplug " + u, "ok", func() bool { return !d.Plugged() }},
 		{"plug " + u, "ok", d.Plugged},
-		{"lock " + u, "ok", func() bool { return d.locked }},
-		{"unlock " + u, "ok", func() bool { return !d.locked }},
+		{"lock " + u, "ok", func() bool { return d.Locked() }},
+		{"unlock " + u, "ok", func() bool { return !d.Locked() }},
 		{"battery " + u + " 15", "ok", func() bool { c := d.Config(); return c.BatteryLevel == 15 && !c.Charging }},
 		{"battery " + u + " 101", "error", nil},
 		{"battery " + u + " 30 charging", "ok", func() bool { return d.Config().Charging }},
@@ -54,14 +56,14 @@ func TestControl(t *testing.T) {
 }
 
 func TestFlapPushesDetachAttachCycles(t *testing.T) {
-	s, devs := StartT(t, DeviceConfig{})
+	s, devs := simtest.StartT(t, DeviceConfig{})
 	c, err := net.Dial("unix", s.Socket())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write(muxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>Listen</string></dict></plist>`))); err != nil {
+	if _, err := c.Write(MuxPacket(1, 8, 1, []byte(`<plist><dict><key>MessageType</key><string>Listen</string></dict></plist>`))); err != nil {
 		t.Fatal(err)
 	}
 	var kinds []string

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // BenchmarkAttachToFacts measures what the issue asks of the lockdown
@@ -13,7 +14,7 @@ import (
 // simulator (settling is the stability tracker's business and is left
 // out). It reports the mean, median and slowest latency in ms.
 func BenchmarkAttachToFacts(b *testing.B) {
-	s, devs := sim.StartT(b, sim.DeviceConfig{Name: "Bench", BatteryLevel: 55})
+	s, devs := simtest.StartT(b, sim.DeviceConfig{Name: "Bench", BatteryLevel: 55})
 	d := devs[0]
 	d.Unplug()
 	c := simClient(b, s)

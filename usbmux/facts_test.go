@@ -6,6 +6,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 func TestFactsMatchTheSimulator(t *testing.T) {
@@ -20,7 +21,7 @@ func TestFactsMatchTheSimulator(t *testing.T) {
 			ConnType: sim.Network, BatteryLevel: 100, DiskUsed: 5 << 30,
 		},
 	}
-	s, devs := sim.StartT(t, cfgs...)
+	s, devs := simtest.StartT(t, cfgs...)
 	c := simClient(t, s)
 	for i, d := range devs {
 		cfg := d.Config()
@@ -44,7 +45,7 @@ func TestFactsMatchTheSimulator(t *testing.T) {
 }
 
 func TestFactsOfAnUntrustedPhone(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Pairing: sim.Locked, Name: "Locked one"},
 		sim.DeviceConfig{Pairing: sim.Unpaired},
 		sim.DeviceConfig{Pairing: sim.Forgotten, Name: "Forgetful"},

@@ -17,6 +17,7 @@ import (
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // simLockdown connects to lockdownd on a simulated device and returns the
@@ -38,7 +39,7 @@ func simLockdown(t *testing.T, s *sim.Sim, d *sim.Device) (*Client, *Lockdown, *
 }
 
 func TestLockdownWithoutSession(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{Name: "Ada's iPhone"})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Name: "Ada's iPhone"})
 	_, l, _ := simLockdown(t, s, devs[0])
 	ctx := testCtx(t)
 
@@ -75,7 +76,7 @@ func TestLockdownWithoutSession(t *testing.T) {
 }
 
 func TestLockdownSession(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{BatteryLevel: 42})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{BatteryLevel: 42})
 	_, l, rec := simLockdown(t, s, devs[0])
 	ctx := testCtx(t)
 
@@ -117,7 +118,7 @@ func TestLockdownSession(t *testing.T) {
 }
 
 func TestStartSessionRefusals(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Pairing: sim.Locked},
 		sim.DeviceConfig{Pairing: sim.Forgotten},
 	)
@@ -143,7 +144,7 @@ func TestStartSessionRefusals(t *testing.T) {
 }
 
 func TestValidatePair(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Forgotten})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Forgotten})
 	_, l, rec := simLockdown(t, s, devs[0])
 	if err := l.ValidatePair(testCtx(t), rec); err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestValidatePair(t *testing.T) {
 // DeviceCertificate is another device's: the TLS session must fail as
 // pairing_invalid and the connection must not be used again.
 func TestSessionPinsDeviceCertificate(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{})
 	_, _, other := simLockdown(t, s, devs[1])
 	_, l, rec := simLockdown(t, s, devs[0])
 	forged := *rec

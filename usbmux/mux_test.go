@@ -13,10 +13,11 @@ import (
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 func TestListDevicesAgainstSim(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Speed: 5_000_000_000},
 		sim.DeviceConfig{ConnType: sim.Network},
 	)
@@ -46,7 +47,7 @@ func TestListDevicesAgainstSim(t *testing.T) {
 }
 
 func TestPairRecordsAgainstSim(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Unpaired})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{}, sim.DeviceConfig{Pairing: sim.Unpaired})
 	c := simClient(t, s)
 	ctx := testCtx(t)
 
@@ -95,7 +96,7 @@ func TestPairRecordsAgainstSim(t *testing.T) {
 }
 
 func TestConnectToGoneDeviceIsDisconnected(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{})
 	c := simClient(t, s)
 	dev := simDevice(t, c, devs[0])
 	devs[0].Unplug()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // startPresence follows a simulator with a short settle time. These tests
@@ -59,7 +60,7 @@ func TestPresenceAgainstSimulator(t *testing.T) {
 	cfg := StabilityConfig{Settle: 300 * time.Millisecond, FlapCount: 3, FlapWindow: 10 * time.Second, QuietPeriod: time.Minute}
 
 	t.Run("settles, then leaves", func(t *testing.T) {
-		s, devs := sim.StartT(t, sim.DeviceConfig{})
+		s, devs := simtest.StartT(t, sim.DeviceConfig{})
 		evs := startPresence(t, s, cfg)
 		got := collect(evs, time.Second)
 		if len(got) != 1 || got[0].Kind != TransitionPresent || got[0].Device.UDID != devs[0].UDID() {
@@ -72,7 +73,7 @@ func TestPresenceAgainstSimulator(t *testing.T) {
 	})
 
 	t.Run("unplugged during settle never present", func(t *testing.T) {
-		s, devs := sim.StartT(t, sim.DeviceConfig{})
+		s, devs := simtest.StartT(t, sim.DeviceConfig{})
 		devs[0].Unplug()
 		// A long settle, so a slow machine cannot let it run out before
 		// the unplug.
@@ -88,7 +89,7 @@ func TestPresenceAgainstSimulator(t *testing.T) {
 	})
 
 	t.Run("flapping cable is cable_unstable", func(t *testing.T) {
-		s, devs := sim.StartT(t, sim.DeviceConfig{})
+		s, devs := simtest.StartT(t, sim.DeviceConfig{})
 		evs := startPresence(t, s, cfg)
 		if got := collect(evs, 600*time.Millisecond); len(got) != 1 || got[0].Kind != TransitionPresent {
 			t.Fatalf("before flapping: %v", kinds(got))
@@ -115,7 +116,7 @@ func TestPresenceAgainstSimulator(t *testing.T) {
 	})
 
 	t.Run("wi-fi device is present at once", func(t *testing.T) {
-		s, _ := sim.StartT(t, sim.DeviceConfig{ConnType: sim.Network})
+		s, _ := simtest.StartT(t, sim.DeviceConfig{ConnType: sim.Network})
 		evs := startPresence(t, s, StabilityConfig{Settle: time.Hour})
 		if got := collect(evs, 300*time.Millisecond); len(got) != 1 || got[0].Kind != TransitionPresent {
 			t.Fatalf("network device: %v", kinds(got))

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // realUsbmuxd runs Debian's usbmuxd in the foreground. It binds
@@ -37,7 +37,7 @@ func requireRealUsbmuxd(t *testing.T) *realUsbmuxd {
 		}
 		t.Skip("not root: usbmuxd binds /var/run/usbmuxd")
 	}
-	path := sim.RequireTool(t, "usbmuxd")
+	path := simtest.RequireTool(t, "usbmuxd")
 	addr := DefaultAddr()
 	if c, err := net.DialTimeout(addr.Network, addr.Address, time.Second); err == nil {
 		c.Close()

@@ -11,10 +11,11 @@ import (
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 func TestTrustVerdictPerPairingState(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Pairing: sim.Paired},
 		sim.DeviceConfig{Pairing: sim.Unpaired},
 		sim.DeviceConfig{Pairing: sim.Locked},
@@ -45,7 +46,7 @@ func TestTrustVerdictPerPairingState(t *testing.T) {
 }
 
 func TestPairingFlow(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{Pairing: sim.Unpaired})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Pairing: sim.Unpaired})
 	d := devs[0]
 	c := simClient(t, s)
 	dev := simDevice(t, c, d)
@@ -107,7 +108,7 @@ func TestPairingFlow(t *testing.T) {
 }
 
 func TestPairingDeniedAndLocked(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Pairing: sim.Unpaired},
 		sim.DeviceConfig{Pairing: sim.Unpaired},
 		sim.DeviceConfig{Pairing: sim.Forgotten},
@@ -141,7 +142,7 @@ func TestPairingDeniedAndLocked(t *testing.T) {
 }
 
 func TestTrustErrorsCarryCauses(t *testing.T) {
-	s, devs := sim.StartT(t, sim.DeviceConfig{})
+	s, devs := simtest.StartT(t, sim.DeviceConfig{})
 	c := simClient(t, s)
 	dev := simDevice(t, c, devs[0])
 	devs[0].Unplug()
@@ -158,8 +159,8 @@ func TestTrustErrorsCarryCauses(t *testing.T) {
 // paired, and we start a pinned session with a record idevicepair made
 // (SHA-1 signed by libimobiledevice's OpenSSL code).
 func TestPairRecordsInteroperate(t *testing.T) {
-	tool := sim.RequireTool(t, "idevicepair")
-	s, devs := sim.StartT(t, sim.DeviceConfig{Pairing: sim.Unpaired}, sim.DeviceConfig{Pairing: sim.Unpaired})
+	tool := simtest.RequireTool(t, "idevicepair")
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Pairing: sim.Unpaired}, sim.DeviceConfig{Pairing: sim.Unpaired})
 	c := simClient(t, s)
 	run := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

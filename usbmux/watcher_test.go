@@ -15,6 +15,7 @@ import (
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // runWatcher starts w and stops it with the test.
@@ -69,7 +70,7 @@ func expectNone(t *testing.T, w *Watcher, d time.Duration) {
 }
 
 func TestWatcherFollowsSim(t *testing.T) {
-	s, devs := sim.StartT(t,
+	s, devs := simtest.StartT(t,
 		sim.DeviceConfig{Speed: 5_000_000_000},
 		sim.DeviceConfig{ConnType: sim.Network},
 	)

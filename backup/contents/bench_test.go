@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // benchBackup has Debian's idevicebackup2 back up a simulated iPhone of
 // about 100 MB and returns the backup's directory and its content bytes.
 func benchBackup(b *testing.B, password string) (string, int64) {
 	b.Helper()
-	s, devs := sim.StartT(b, sim.DeviceConfig{BackupPassword: password,
+	s, devs := simtest.StartT(b, sim.DeviceConfig{BackupPassword: password,
 		Files: sim.FileSpec{Seed: 11, Count: 200, MinSize: 64 << 10, MaxSize: 2 << 20}})
 	d := devs[0]
 	dir := b.TempDir()

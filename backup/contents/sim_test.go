@@ -13,12 +13,13 @@ import (
 
 	"github.com/backupd/backupd/sim"
 	"github.com/backupd/backupd/sim/fileset"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // idevicebackup2 runs Debian's tool against the simulator.
 func idevicebackup2(t testing.TB, s *sim.Sim, args ...string) {
 	t.Helper()
-	path := sim.RequireTool(t, "idevicebackup2")
+	path := simtest.RequireTool(t, "idevicebackup2")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -74,7 +75,7 @@ func checkExtracted(t testing.TB, dest string, files []fileset.File, sum Summary
 func TestExtractSimulatorBackup(t *testing.T) {
 	for _, pw := range []string{"", "s3cret"} {
 		t.Run(map[bool]string{true: "encrypted", false: "plain"}[pw != ""], func(t *testing.T) {
-			s, devs := sim.StartT(t, sim.DeviceConfig{BackupPassword: pw,
+			s, devs := simtest.StartT(t, sim.DeviceConfig{BackupPassword: pw,
 				Files: sim.FileSpec{Seed: 5, Count: 120, MinSize: 0, MaxSize: 300 << 10}})
 			d := devs[0]
 			dir := t.TempDir()

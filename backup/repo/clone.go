@@ -114,7 +114,7 @@ func (c *cloner) file(src, dst string) error {
 }
 
 func (c *cloner) link(src, dst string) error {
-	if err := c.r.opts.test.linkErr; err != nil {
+	if err := c.r.opts.faults.linkError(); err != nil {
 		return &os.LinkError{Op: "link", Old: src, New: dst, Err: err}
 	}
 	return os.Link(src, dst)

@@ -72,8 +72,7 @@ func (s *Staging) Commit(ctx context.Context) (Version, error) {
 	case committed:
 		s.state = stagingPending
 		r.release(s)
-		var he *hookError
-		if !errors.As(err, &he) {
+		if !crashed(err) {
 			r.keepLatestPresent(s.udid)
 		}
 	}
@@ -412,26 +411,24 @@ func (r *Repo) finish(j *journal) error {
 func (r *Repo) canExchange(j *journal) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return j.NewID != nil && j.OldID != nil && !r.noExchange && !r.opts.test.noExchange
+	return j.NewID != nil && j.OldID != nil && !r.noExchange && !r.opts.faults.twoRenames()
 }
 
 // complete finishes a journaled commit: the renames, then the staging
 // (journal included) removed, a retired latest that is not kept deleted,
 // and retention. Once the renames are done the new backup is committed, so
 // a failure in the clean-up after them is logged, not returned: trash and
-// retention are taken care of by the next Recover or commit. A test hook's
+// retention are taken care of by the next Recover or commit. A failpoint's
 // crash still stops everything.
 func (r *Repo) complete(ctx context.Context, j *journal) error {
 	if err := r.finish(j); err != nil {
-		var he *hookError
-		if errors.As(err, &he) {
+		if crashed(err) {
 			return err
 		}
 		return classify(fmt.Errorf("repo: commit %s: %w", j.UDID, err))
 	}
 	cleanup := func(what string, err error) error {
-		var he *hookError
-		if errors.As(err, &he) {
+		if crashed(err) {
 			return err
 		}
 		if err != nil {

@@ -1,3 +1,5 @@
+//go:build failpoint
+
 package repo_test
 
 import (
@@ -160,8 +162,7 @@ func commitSteps(t *testing.T, sc crashScenario) []string {
 	dir := t.TempDir()
 	setUpCrash(t, dir, sc)
 	var steps []string
-	opts := repo.WithTestHooks(repo.Options{Clone: sc.clone, KeepLast: sc.keep, Now: newClock().Now},
-		func(s string) error { steps = append(steps, s); return nil }, sc.noExchange, nil)
+	opts := repo.WithFailpoints(repo.Options{Clone: sc.clone, KeepLast: sc.keep, Now: newClock().Now}, repo.Failpoints{AfterStep: func(s string) error { steps = append(steps, s); return nil }, TwoRenames: sc.noExchange})
 	r := openRepo(t, dir, opts)
 	s, _ := stage(t, r, testUDID, crashingBackup())
 	if _, err := s.Commit(context.Background()); err != nil {
@@ -190,13 +191,12 @@ func TestCrashAtEveryStep(t *testing.T) {
 					b := setUpCrash(t, dir, sc)
 					var calls atomic.Int32
 					crash := errors.New("crash")
-					opts := repo.WithTestHooks(repo.Options{Clone: sc.clone, KeepLast: sc.keep, Now: newClock().Now},
-						func(string) error {
-							if int(calls.Add(1)) == i+1 {
-								return crash
-							}
-							return nil
-						}, sc.noExchange, nil)
+					opts := repo.WithFailpoints(repo.Options{Clone: sc.clone, KeepLast: sc.keep, Now: newClock().Now}, repo.Failpoints{AfterStep: func(string) error {
+						if int(calls.Add(1)) == i+1 {
+							return crash
+						}
+						return nil
+					}, TwoRenames: sc.noExchange})
 					r, err := repo.Open(dir, opts)
 					if err != nil {
 						t.Fatal(err)
@@ -246,7 +246,7 @@ func TestCrashDuringAbort(t *testing.T) {
 	dir := t.TempDir()
 	b := setUpCrash(t, dir, crashScenario{prior: 1})
 	crash := errors.New("crash")
-	r, err := repo.Open(dir, repo.WithTestHooks(repo.Options{}, func(string) error { return crash }, false, nil))
+	r, err := repo.Open(dir, repo.WithFailpoints(repo.Options{}, repo.Failpoints{AfterStep: func(string) error { return crash }}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +277,12 @@ func TestBeginRecoversItsDevice(t *testing.T) {
 			dir := t.TempDir()
 			sc := crashScenario{prior: 1}
 			b := setUpCrash(t, dir, sc)
-			r, err := repo.Open(dir, repo.WithTestHooks(repo.Options{Now: newClock().Now}, func(s string) error {
+			r, err := repo.Open(dir, repo.WithFailpoints(repo.Options{Now: newClock().Now}, repo.Failpoints{AfterStep: func(s string) error {
 				if s == step {
 					return errors.New("crash")
 				}
 				return nil
-			}, false, nil))
+			}}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,12 +320,12 @@ func TestRecoverInconsistentJournal(t *testing.T) {
 	}
 	dir := t.TempDir()
 	b := setUpCrash(t, dir, crashScenario{prior: 1})
-	r, err := repo.Open(dir, repo.WithTestHooks(repo.Options{}, func(s string) error {
+	r, err := repo.Open(dir, repo.WithFailpoints(repo.Options{}, repo.Failpoints{AfterStep: func(s string) error {
 		if s == "journaled" {
 			return errors.New("crash")
 		}
 		return nil
-	}, false, nil))
+	}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestCrashChild(t *testing.T) {
 	clone, _ := strconv.Atoi(os.Getenv(envCrashClone))
 	keep, _ := strconv.Atoi(os.Getenv(envCrashKeep))
 	n := 0
-	opts := repo.WithTestHooks(repo.Options{Clone: repo.CloneMode(clone), KeepLast: keep, Now: newClock().Now}, func(step string) error {
+	opts := repo.WithFailpoints(repo.Options{Clone: repo.CloneMode(clone), KeepLast: keep, Now: newClock().Now}, repo.Failpoints{AfterStep: func(step string) error {
 		if n++; n == at {
 			fmt.Fprintf(os.Stderr, "CRASH AFTER %s\n", step)
 			p, _ := os.FindProcess(os.Getpid())
@@ -403,7 +403,7 @@ func TestCrashChild(t *testing.T) {
 			time.Sleep(time.Minute)
 		}
 		return nil
-	}, os.Getenv(envCrashNoExchange) == "1", nil)
+	}, TwoRenames: os.Getenv(envCrashNoExchange) == "1"})
 	r, err := repo.Open(filepath.Join(dir, "backups"), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -489,12 +489,12 @@ func TestCrashByKill(t *testing.T) {
 func TestRecoverRestoresRetiredBackup(t *testing.T) {
 	dir := t.TempDir()
 	b := setUpCrash(t, dir, crashScenario{prior: 1})
-	r, err := repo.Open(dir, repo.WithTestHooks(repo.Options{}, func(s string) error {
+	r, err := repo.Open(dir, repo.WithFailpoints(repo.Options{}, repo.Failpoints{AfterStep: func(s string) error {
 		if s == "retired" {
 			return errors.New("crash")
 		}
 		return nil
-	}, true, nil))
+	}, TwoRenames: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,13 +529,13 @@ func TestCommitErrorAfterCommitPoint(t *testing.T) {
 	dir := t.TempDir()
 	b := setUpCrash(t, dir, crashScenario{prior: 1})
 	fail := true
-	r := openRepo(t, dir, repo.WithTestHooks(repo.Options{Now: newClock().Now}, func(s string) error {
+	r := openRepo(t, dir, repo.WithFailpoints(repo.Options{Now: newClock().Now}, repo.Failpoints{AfterStep: func(s string) error {
 		if s == "retired" && fail {
 			fail = false
 			return fmt.Errorf("rename refused: %w", repo.ErrInjected)
 		}
 		return nil
-	}, true, nil))
+	}, TwoRenames: true}))
 	s, newHash := stage(t, r, testUDID, crashingBackup())
 	if _, err := s.Commit(context.Background()); !errors.Is(err, repo.ErrInjected) {
 		t.Fatalf("Commit: %v", err)
@@ -571,12 +571,12 @@ func TestCommitSucceedsDespiteCleanupFailure(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			setUpCrash(t, dir, crashScenario{prior: 2, keep: 1})
-			r := openRepo(t, dir, repo.WithTestHooks(repo.Options{KeepLast: 1, Now: newClock().Now}, func(s string) error {
+			r := openRepo(t, dir, repo.WithFailpoints(repo.Options{KeepLast: 1, Now: newClock().Now}, repo.Failpoints{AfterStep: func(s string) error {
 				if s == step {
 					return fmt.Errorf("clean-up refused: %w", repo.ErrInjected)
 				}
 				return nil
-			}, false, nil))
+			}}))
 			s, newHash := stage(t, r, testUDID, crashingBackup())
 			v, err := s.Commit(context.Background())
 			if err != nil {

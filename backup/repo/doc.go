@@ -29,7 +29,7 @@
 //
 // # Commit
 //
-// Commit runs these steps; the names are the ones the test hook sees.
+// Commit runs these steps; the names are the ones a failpoint sees.
 //
 //  1. verified: the staged tree passes Verify.
 //  2. synced: every file not shared with an older backup, and every

@@ -67,22 +67,10 @@ type Options struct {
 	// Now returns the current time; nil means time.Now. It stamps
 	// completed backups.
 	Now func() time.Time
-	// StepHook, when set, is called after each named step of a commit
-	// (verified, synced, journaled, swapped, retired, installed, cleaned,
-	// purged, pruned). Test-only: the torture suite pauses a real daemon
-	// there to kill it (BACKUPD_TEST_PAUSE); nil in production.
-	StepHook func(step string)
 
-	// test holds the hooks export_test.go sets; always zero in production.
-	test testHooks
-}
-
-// testHooks let tests stop a commit between any two steps and force the
-// fallbacks this machine's file system would not take by itself.
-type testHooks struct {
-	afterStep  func(step string) error
-	noExchange bool
-	linkErr    error
+	// faults holds the failpoints of a build with the failpoint tag
+	// (WithFailpoints); it is empty in a release build.
+	faults faults
 }
 
 // Errors callers can test for with errors.Is.
@@ -239,36 +227,6 @@ func (r *Repo) sayLocked(key, msg string) {
 		r.opts.Notice(msg)
 	}
 }
-
-// errInjected, wrapped by a test hook's error, makes it a failure the
-// code handles as a real one (a rename refused, say) instead of a crash.
-var errInjected = errors.New("injected failure")
-
-// step runs the test hook after a step; nil in production.
-func (r *Repo) step(name string) error {
-	if h := r.opts.StepHook; h != nil {
-		h(name)
-	}
-	if h := r.opts.test.afterStep; h != nil {
-		if err := h(name); err != nil {
-			if errors.Is(err, errInjected) {
-				return err
-			}
-			return &hookError{step: name, err: err}
-		}
-	}
-	return nil
-}
-
-// hookError is a test hook's "crash here": nothing may run after it, not
-// even the clean-up a real error gets, or it would not be a crash.
-type hookError struct {
-	step string
-	err  error
-}
-
-func (e *hookError) Error() string { return "stopped after step " + e.step + ": " + e.err.Error() }
-func (e *hookError) Unwrap() error { return e.err }
 
 // Latest returns the directory of the device's latest completed backup.
 func (r *Repo) Latest(udid string) (dir string, ok bool) {

@@ -133,8 +133,7 @@ func (s *Staging) Abort() error {
 	s.state = stagingAborted
 	defer s.r.release(s)
 	if err := s.r.trash(s.r.container(s.udid), s.udid, s.r.step); err != nil {
-		var he *hookError
-		if errors.As(err, &he) {
+		if crashed(err) {
 			return err
 		}
 		return classify(fmt.Errorf("repo: abort %s: %w", s.udid, err))

@@ -16,6 +16,7 @@ import (
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // copyTree copies src to dst byte for byte, so a test can damage the copy.
@@ -192,8 +193,8 @@ func TestVerifySynthetic(t *testing.T) {
 // simBackup backs the simulator up with Debian's idevicebackup2 and
 // returns the backup's directory and the device's file count.
 func simBackup(t *testing.T, cfg sim.DeviceConfig) (string, int) {
-	tool := sim.RequireTool(t, "idevicebackup2")
-	s, devs := sim.StartT(t, cfg)
+	tool := simtest.RequireTool(t, "idevicebackup2")
+	s, devs := simtest.StartT(t, cfg)
 	d := devs[0]
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -3,77 +3,55 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
-	"github.com/mattn/go-isatty"
 )
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+func backupCommand() command {
+	return command{
+		name: "backup", args: "[UDID] [--full] [--wait]", does: "back up the connected iPhones (or one) now",
+		flags: func(fs *flag.FlagSet) runner {
+			var full, wait bool
+			fs.BoolVar(&full, "full", false, "a full backup instead of the changes")
+			fs.BoolVar(&wait, "wait", false, "show progress and wait until the backup ends")
+			return func(ctx context.Context, a *app, pos []string) error {
+				if len(pos) > 1 {
+					return fail(exitUsage, "one UDID at most")
+				}
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				return backupNow(ctx, a.stdout, c, pos, full, wait)
+			}
+		},
+	}
 }
 
-func cmdBackup(args []string, stdout, stderr io.Writer) int {
-	var config string
-	var full, wait bool
-	fs := newFlagSet("backup", "[UDID] [--full] [--wait]", &config)
-	fs.BoolVar(&full, "full", false, "a full backup instead of the changes")
-	fs.BoolVar(&wait, "wait", false, "show progress and wait until the backup ends")
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
-	}
-	if len(pos) > 1 {
-		fmt.Fprintf(stderr, "backupd backup: one UDID at most\n")
-		return exitUsage
-	}
-	cfg, code, ok := configFor(config, stderr)
-	if !ok {
-		return code
-	}
-	c := client.New(socketPath(cfg))
-	defer c.Close()
-	ctx := context.Background()
-
-	// Which devices.
-	var udids []string
-	names := map[string]string{}
-	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	devs, err := c.Devices(qctx)
-	cancel()
+// backupNow asks for the backups and, with wait, follows them to their
+// end.
+func backupNow(ctx context.Context, stdout io.Writer, c *client.Client, pos []string, full, wait bool) error {
+	udids, names, err := backupTargets(ctx, c, pos)
 	if err != nil {
-		return clientError(stderr, "backup", err)
-	}
-	for _, d := range devs {
-		names[d.UDID] = d.Name
-		if len(pos) == 1 {
-			if d.UDID == pos[0] {
-				udids = append(udids, d.UDID)
-			}
-		} else if d.Connected {
-			udids = append(udids, d.UDID)
-		}
-	}
-	if len(pos) == 1 && len(udids) == 0 {
-		udids = pos // let the daemon say what is wrong with it
+		return err
 	}
 	if len(udids) == 0 {
 		fmt.Fprintf(stdout, "no backup: no iPhone is connected\n  Fix: plug the iPhone in, unlock it and try again\n")
-		return exitFailed
+		return exitWith(exitFailed)
 	}
 
 	// Follow the events before asking, so that no ending is missed.
 	var stream *client.EventStream
 	if wait {
 		if stream, err = c.Events(ctx, ""); err != nil {
-			return clientError(stderr, "backup", err)
+			return err
 		}
 		defer stream.Close()
 	}
@@ -101,16 +79,47 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s (%s): no backup: %s\n  Fix: change the configuration (policy.allow, policy.deny, policy.wifi) and restart backupd, if this iPhone should be backed up\n", nameOf(names, u), shortUDID(u), ce.Message)
 			exit = exitFailed
 		default:
-			return clientError(stderr, "backup", err)
+			return err
 		}
 	}
 	if !wait || len(pending) == 0 {
-		return exit
+		return exitWith(exit)
 	}
-	if code := waitBackups(stream, pending, asked, full, names, stdout, isTerminal(stdout)); code != exitOK {
-		return code
+	code := waitBackups(ctx, stream, pending, asked, full, names, stdout, isTerminal(stdout))
+	if ctx.Err() != nil {
+		// Ctrl-C ended the stream: the backups go on without us.
+		return fail(exitInterrupted, "interrupted; the backup goes on in the service (backupd status shows it)")
 	}
-	return exit
+	if code != exitOK {
+		return exitWith(code)
+	}
+	return exitWith(exit)
+}
+
+// backupTargets are the devices to back up: the UDID given, or every
+// connected one; names maps UDIDs to device names.
+func backupTargets(ctx context.Context, c *client.Client, pos []string) (udids []string, names map[string]string, err error) {
+	names = map[string]string{}
+	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	devs, err := c.Devices(qctx)
+	cancel()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range devs {
+		names[d.UDID] = d.Name
+		if len(pos) == 1 {
+			if d.UDID == pos[0] {
+				udids = append(udids, d.UDID)
+			}
+		} else if d.Connected {
+			udids = append(udids, d.UDID)
+		}
+	}
+	if len(pos) == 1 && len(udids) == 0 {
+		udids = pos // let the daemon say what is wrong with it
+	}
+	return udids, names, nil
 }
 
 func nameOf(names map[string]string, udid string) string {
@@ -127,7 +136,7 @@ func nameOf(names map[string]string, udid string) string {
 // the one asked for even when its trigger is not manual, because the
 // daemon lets a plug-in backup whose checks were under way meet a
 // manual request instead of making a second one.
-func waitBackups(stream *client.EventStream, pending map[string]bool, asked map[string]time.Time, full bool, names map[string]string, w io.Writer, tty bool) int {
+func waitBackups(ctx context.Context, stream *client.EventStream, pending map[string]bool, asked map[string]time.Time, full bool, names map[string]string, w io.Writer, tty bool) int {
 	exit := exitOK
 	lastStep := map[string]int{}
 	waitedFor := map[string]cause.Code{}
@@ -142,7 +151,9 @@ func waitBackups(stream *client.EventStream, pending map[string]bool, asked map[
 		ev, err := stream.Next()
 		if err != nil {
 			endLine()
-			fmt.Fprintf(w, "backupd backup: lost the daemon's event stream: %v\n", err)
+			if ctx.Err() == nil { // not Ctrl-C
+				fmt.Fprintf(w, "backupd backup: lost the daemon's event stream: %v\n", err)
+			}
 			return exitError
 		}
 		manualOnly, ok := pending[ev.UDID]
@@ -248,15 +259,4 @@ func etaString(d time.Duration) string {
 		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 	}
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
-}
-
-// clientError prints an error from the daemon's API and returns its exit
-// code.
-func clientError(stderr io.Writer, cmd string, err error) int {
-	if errors.Is(err, client.ErrNoDaemon) {
-		fmt.Fprintf(stderr, "backupd %s: daemon not running (start it with: backupd run)\n", cmd)
-		return exitNoDaemon
-	}
-	fmt.Fprintf(stderr, "backupd %s: %v\n", cmd, err)
-	return exitError
 }

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-
-	"github.com/backupd/backupd/daemon/client"
 )
 
 // The completion scripts are generated from commands(): each command's
@@ -68,7 +67,7 @@ func completionSpec() []complCmd {
 				}
 			}
 		}
-		// Every command takes --config (newFlagSet) and -h.
+		// Every command takes --config (command.execute) and -h.
 		addFlag(complFlag{name: "config", arg: "PATH"})
 		addFlag(complFlag{name: "h"})
 		out = append(out, cc)
@@ -77,77 +76,72 @@ func completionSpec() []complCmd {
 	return out
 }
 
-func cmdCompletion(args []string, stdout, stderr io.Writer) int {
-	var config string
-	var udids bool
-	fs := newFlagSet("completion", "bash|zsh|fish", &config)
-	fs.BoolVar(&udids, "udids", false, "print the UDIDs of the iPhones backupd knows, one a line (the scripts use it)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: backupd completion bash|zsh|fish
-
-Prints a script that completes backupd's commands, flags and the UDIDs of
+func completionCommand() command {
+	return command{
+		name: "completion", args: "bash|zsh|fish", does: "print a shell completion script",
+		help: `Prints a script that completes backupd's commands, flags and the UDIDs of
 known iPhones. To install it:
 
   bash:  backupd completion bash | sudo tee /etc/bash_completion.d/backupd
          (or add 'source <(backupd completion bash)' to ~/.bashrc)
   zsh:   backupd completion zsh > "${fpath[1]}/_backupd"
          (or add 'source <(backupd completion zsh)' to ~/.zshrc)
-  fish:  backupd completion fish > ~/.config/fish/completions/backupd.fish
-
-Flags:
-`)
-		fs.PrintDefaults()
+  fish:  backupd completion fish > ~/.config/fish/completions/backupd.fish`,
+		flags: func(fs *flag.FlagSet) runner {
+			var udids bool
+			fs.BoolVar(&udids, "udids", false, "print the UDIDs of the iPhones backupd knows, one a line (the scripts use it)")
+			return func(ctx context.Context, a *app, pos []string) error {
+				if udids {
+					return printUDIDs(ctx, a)
+				}
+				if len(pos) != 1 {
+					return fail(exitUsage, "name one shell: bash, zsh or fish")
+				}
+				spec := completionSpec()
+				switch pos[0] {
+				case "bash":
+					io.WriteString(a.stdout, bashCompletion(spec))
+				case "zsh":
+					io.WriteString(a.stdout, zshCompletion(spec))
+				case "fish":
+					io.WriteString(a.stdout, fishCompletion(spec))
+				default:
+					return fail(exitUsage, "%q: want bash, zsh or fish", pos[0])
+				}
+				return nil
+			}
+		},
 	}
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
-	}
-	if udids {
-		return printUDIDs(config, stdout, stderr)
-	}
-	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "backupd completion: name one shell: bash, zsh or fish\n")
-		return exitUsage
-	}
-	spec := completionSpec()
-	switch pos[0] {
-	case "bash":
-		io.WriteString(stdout, bashCompletion(spec))
-	case "zsh":
-		io.WriteString(stdout, zshCompletion(spec))
-	case "fish":
-		io.WriteString(stdout, fishCompletion(spec))
-	default:
-		fmt.Fprintf(stderr, "backupd completion: %q: want bash, zsh or fish\n", pos[0])
-		return exitUsage
-	}
-	return exitOK
 }
 
 // printUDIDs prints the known UDIDs: the daemon's, or the history's when
 // it is not running. It stays quiet on errors: a completion has nowhere
 // to show them.
-func printUDIDs(config string, stdout, stderr io.Writer) int {
-	cfg, code, ok := configFor(config, io.Discard)
-	if !ok {
-		return code
+func printUDIDs(ctx context.Context, a *app) error {
+	stderr := a.stderr
+	a.stderr = io.Discard // no version remark either
+	cfg, err := a.config()
+	if err != nil {
+		return exitWith(exitBadConfig)
 	}
-	c := client.New(socketPath(cfg))
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	devs, err := c.Devices(ctx)
 	if err != nil {
 		if devs, err = devicesFromHistory(cfg); err != nil {
 			fmt.Fprintf(stderr, "backupd completion: %v\n", err)
-			return exitError
+			return exitWith(exitError)
 		}
 	}
 	sort.Slice(devs, func(i, j int) bool { return devs[i].UDID < devs[j].UDID })
 	for _, d := range devs {
-		fmt.Fprintln(stdout, d.UDID)
+		fmt.Fprintln(a.stdout, d.UDID)
 	}
-	return exitOK
+	return nil
 }
 
 func flagWords(c complCmd) string {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // complete sources the bash script and returns what _backupd offers for
@@ -39,7 +39,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 }
 
 func TestCompletionBash(t *testing.T) {
-	bash := sim.RequireTool(t, "bash")
+	bash := simtest.RequireTool(t, "bash")
 	var out, errb bytes.Buffer
 	if code := run([]string{"completion", "bash"}, &out, &errb); code != exitOK {
 		t.Fatalf("completion bash: exit %d, %s", code, errb.String())

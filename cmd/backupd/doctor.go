@@ -3,11 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
+	"flag"
 	"time"
 
 	"github.com/backupd/backupd/backup/repo"
@@ -19,15 +15,10 @@ import (
 // that hangs helps nobody.
 const doctorMuxTimeout = 5 * time.Second
 
-func cmdDoctor(args []string, stdout, stderr io.Writer) int {
-	var config string
-	var asJSON bool
-	fs := newFlagSet("doctor", "[UDID] [--json]", &config)
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: backupd doctor [UDID] [--json]
-
-Checks, live, what backups need: usbmuxd, the backupd service, the backup
+func doctorCommand() command {
+	return command{
+		name: "doctor", args: "[UDID] [--json]", does: "check this computer's setup and each iPhone, and explain problems",
+		help: `Checks, live, what backups need: usbmuxd, the backupd service, the backup
 folder (writable, hard links for versions), and for each connected iPhone
 (or only UDID) its connection (USB speed, hubs), cable drops in the last
 hour, pair record, trust and lock state, battery, encryption, free space
@@ -42,45 +33,43 @@ Each row is marked
   -  skipped: it could not run because of an earlier row (which says why)
 
 Exit codes: 0 no check failed (warnings allowed), 1 a check failed or
-doctor could not run, 2 usage, 5 bad configuration.
+doctor could not run, 2 usage, 5 bad configuration.`,
+		flags: func(fs *flag.FlagSet) runner {
+			var asJSON bool
+			fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+			return func(ctx context.Context, a *app, pos []string) error {
+				var udid string
+				switch len(pos) {
+				case 0:
+				case 1:
+					udid = pos[0]
+					if err := repo.ValidUDID(udid); err != nil {
+						return fail(exitUsage, "%q is not a UDID", udid)
+					}
+				default:
+					return fail(exitUsage, "unexpected argument %q", pos[1])
+				}
+				return runDoctor(ctx, a, udid, asJSON)
+			}
+		},
+	}
+}
 
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
-	}
-	var udid string
-	switch len(pos) {
-	case 0:
-	case 1:
-		udid = pos[0]
-		if err := repo.ValidUDID(udid); err != nil {
-			fmt.Fprintf(stderr, "backupd doctor: %q is not a UDID\n", udid)
-			return exitUsage
-		}
-	default:
-		fmt.Fprintf(stderr, "backupd doctor: unexpected argument %q\n", pos[1])
-		return exitUsage
-	}
-	cfg, code, ok := configFor(config, stderr)
-	if !ok {
-		return code
+// runDoctor runs the checks; Ctrl-C ends them (exit 1, as for any check
+// that could not run).
+func runDoctor(ctx context.Context, a *app, udid string, asJSON bool) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
 	}
 	addr := usbmux.DefaultAddr()
 	if cfg.Usbmuxd != "" {
-		var err error
 		if addr, err = usbmux.ParseAddr(cfg.Usbmuxd); err != nil {
 			// validate already refused it; this is belt and braces.
-			fmt.Fprintf(stderr, "backupd doctor: usbmuxd: %v\n", err)
-			return exitBadConfig
+			return fail(exitBadConfig, "usbmuxd: %w", err)
 		}
 	}
 	mux := usbmux.NewClient(usbmux.Config{Addr: addr, Timeout: doctorMuxTimeout})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	rep, err := doctor.Run(ctx, doctor.Config{
 		BackupDir:         cfg.BackupDir,
 		FreeSpaceMargin:   uint64(max(cfg.Policy.FreeSpaceMargin, 0)),
@@ -92,21 +81,19 @@ Flags:
 		UDID:              udid,
 	}, doctor.Live(mux, cfg.StateDir, cfg.BackupDir))
 	if err != nil {
-		fmt.Fprintf(stderr, "backupd doctor: %v\n", err)
-		return exitError
+		return fail(exitError, "%w", err)
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "backupd doctor: %v\n", err)
-			return exitError
+			return fail(exitError, "%w", err)
 		}
-	} else if err := doctor.Print(stdout, rep); err != nil {
-		return exitError
+	} else if err := doctor.Print(a.stdout, rep); err != nil {
+		return exitWith(exitError)
 	}
 	if !rep.OK {
-		return exitError
+		return exitWith(exitError)
 	}
-	return exitOK
+	return nil
 }

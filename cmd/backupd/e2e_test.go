@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -33,13 +33,14 @@ var (
 // their directory.
 func binaries(t *testing.T) string {
 	t.Helper()
-	goTool := sim.RequireTool(t, "go")
+	goTool := simtest.RequireTool(t, "go")
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "bdbin")
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command(goTool, "build", "-o", binDir+string(filepath.Separator), "github.com/backupd/backupd/cmd/backupd", "github.com/backupd/backupd/cmd/iphonesim")
+		args := append(append([]string{"build"}, buildFlags...), "-o", binDir+string(filepath.Separator), "github.com/backupd/backupd/cmd/backupd", "github.com/backupd/backupd/cmd/iphonesim")
+		cmd := exec.Command(goTool, args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,14 +35,10 @@ type passwordSource struct {
 	prompt func(label string) (string, error)
 }
 
-func cmdEncryption(args []string, stdout, stderr io.Writer) int {
-	var config, passwordFile string
-	fs := newFlagSet("encryption", "on|off [UDID] [--password-file F]", &config)
-	fs.StringVar(&passwordFile, "password-file", "", "read the password from the first line of this file (- for stdin) instead of asking")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: backupd encryption on|off [UDID] [--password-file F]
-
-Turns the encryption of an iPhone's backups on or off. "on" sets the
+func encryptionCommand() command {
+	return command{
+		name: "encryption", args: "on|off [UDID] [--password-file F]", does: "turn backup encryption on or off on an iPhone",
+		help: `Turns the encryption of an iPhone's backups on or off. "on" sets the
 backup password, "off" needs the current one. The password is asked for
 twice on the terminal, without echo, or read from the first line of
 --password-file (- reads stdin, for scripts). The iPhone may ask for its
@@ -52,53 +49,47 @@ running: it talks to the iPhone.
 
 Exit status: 0 done, 1 error, 2 bad arguments, 3 the service is not
 running, 4 the iPhone refused (a wrong password: the cause and its fix are
-printed).
-
-Flags:
-`)
-		fs.PrintDefaults()
+printed), 130 interrupted (Ctrl-C).`,
+		flags: func(fs *flag.FlagSet) runner {
+			var passwordFile string
+			fs.StringVar(&passwordFile, "password-file", "", "read the password from the first line of this file (- for stdin) instead of asking")
+			return func(ctx context.Context, a *app, pos []string) error {
+				if len(pos) == 0 || len(pos) > 2 || (pos[0] != "on" && pos[0] != "off") {
+					return fail(exitUsage, "say on or off, and at most one UDID (backupd encryption on|off [UDID])")
+				}
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				src := passwordSource{file: passwordFile, stdin: os.Stdin, tty: term.IsTerminal(int(os.Stdin.Fd())), prompt: terminalPrompt(a.stderr)}
+				return setEncryption(ctx, c, pos[0] == "on", pos[1:], src, a.stdout, a.stderr)
+			}
+		},
 	}
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
-	}
-	if len(pos) == 0 || len(pos) > 2 || (pos[0] != "on" && pos[0] != "off") {
-		fmt.Fprintf(stderr, "backupd encryption: say on or off, and at most one UDID (backupd encryption on|off [UDID])\n")
-		return exitUsage
-	}
-	enable := pos[0] == "on"
-	cfg, code, ok := configFor(config, stderr)
-	if !ok {
-		return code
-	}
-	src := passwordSource{file: passwordFile, stdin: os.Stdin, tty: term.IsTerminal(int(os.Stdin.Fd())), prompt: terminalPrompt(stderr)}
-	return setEncryption(cfg, enable, pos[1:], src, stdout, stderr)
 }
 
 // setEncryption does the work of `encryption`, with the password read
 // from src.
-func setEncryption(cfg fileConfig, enable bool, pos []string, src passwordSource, stdout, stderr io.Writer) int {
-	c := client.New(socketPath(cfg))
-	defer c.Close()
-	ctx := context.Background()
+func setEncryption(ctx context.Context, c *client.Client, enable bool, pos []string, src passwordSource, stdout, stderr io.Writer) error {
 	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	devs, err := c.Devices(qctx)
 	cancel()
-	if err != nil {
-		if errors.Is(err, client.ErrNoDaemon) {
-			fmt.Fprintf(stderr, "backupd encryption: daemon not running: it is what talks to the iPhone (start it with: backupd run, or backupd start)\n")
-			return exitNoDaemon
-		}
-		return clientError(stderr, "encryption", err)
+	if errors.Is(err, client.ErrNoDaemon) {
+		return fail(exitNoDaemon, "daemon not running: it is what talks to the iPhone (start it with: backupd run, or backupd start)")
 	}
-	udid, name, code, ok := pickDevice(devs, pos, stderr)
-	if !ok {
-		return code
-	}
-	pw, err := src.read(enable, name)
 	if err != nil {
-		fmt.Fprintf(stderr, "backupd encryption: %v\n", err)
-		return exitError
+		return err
+	}
+	udid, name, err := pickDevice(devs, pos)
+	if err != nil {
+		return err
+	}
+	pw, err := src.readContext(ctx, enable, name)
+	if ctx.Err() != nil {
+		return fail(exitInterrupted, "interrupted; nothing was changed")
+	}
+	if err != nil {
+		return fail(exitError, "%w", err)
 	}
 	state := "off"
 	if enable {
@@ -110,14 +101,14 @@ func setEncryption(cfg fileConfig, enable bool, pos []string, src passwordSource
 	resp, err := c.SetEncryption(ectx, udid, api.EncryptionRequest{Enable: enable, Password: pw})
 	var ce *client.Error
 	switch {
+	case ctx.Err() != nil:
+		return fail(exitInterrupted, "interrupted before %s answered; whether encryption changed, backupd doctor %s says", name, udid)
 	case errors.As(err, &ce) && ce.Code == api.ErrBusy:
-		fmt.Fprintf(stderr, "backupd encryption: %s: %s\n", name, ce.Message)
-		return exitError
+		return fail(exitError, "%s: %s", name, ce.Message)
 	case errors.As(err, &ce) && ce.Code == api.ErrNotConnected:
-		fmt.Fprintf(stderr, "backupd encryption: %s is not connected: plug it in, unlock it and try again\n", name)
-		return exitError
+		return fail(exitError, "%s is not connected: plug it in, unlock it and try again", name)
 	case err != nil:
-		return clientError(stderr, "encryption", err)
+		return err
 	}
 	if resp.Name != "" {
 		name = resp.Name
@@ -128,28 +119,26 @@ func setEncryption(cfg fileConfig, enable bool, pos []string, src passwordSource
 			fmt.Fprintf(stdout, "%s: %s\n", name, resp.Message)
 		}
 		fmt.Fprintf(stdout, "encryption is %s for %s\n", state, name)
-		return exitOK
+		return nil
 	case resp.Cause != cause.None:
 		in := cause.Lookup(resp.Cause)
-		fmt.Fprintf(stderr, "backupd encryption: %s refused: %s (%s)\n  Fix: %s\n", name, in.Summary, resp.Cause, in.Fix)
-		return exitFailed
+		return fail(exitFailed, "%s refused: %s (%s)\n  Fix: %s", name, in.Summary, resp.Cause, in.Fix)
 	default:
-		fmt.Fprintf(stderr, "backupd encryption: %s: %s\n", name, resp.Message)
-		return exitError
+		return fail(exitError, "%s: %s", name, resp.Message)
 	}
 }
 
 // pickDevice finds the device meant: the UDID given, or the one
 // connected.
-func pickDevice(devs []api.Device, pos []string, stderr io.Writer) (udid, name string, code int, ok bool) {
+func pickDevice(devs []api.Device, pos []string) (udid, name string, err error) {
 	if len(pos) == 1 {
 		for _, d := range devs {
 			if d.UDID == pos[0] {
-				return d.UDID, nameOf(map[string]string{d.UDID: d.Name}, d.UDID), 0, true
+				return d.UDID, nameOf(map[string]string{d.UDID: d.Name}, d.UDID), nil
 			}
 		}
 		// Let the daemon say what is wrong with it.
-		return pos[0], "iPhone " + shortUDID(pos[0]), 0, true
+		return pos[0], "iPhone " + shortUDID(pos[0]), nil
 	}
 	var conn []api.Device
 	for _, d := range devs {
@@ -159,17 +148,45 @@ func pickDevice(devs []api.Device, pos []string, stderr io.Writer) (udid, name s
 	}
 	switch len(conn) {
 	case 0:
-		fmt.Fprintf(stderr, "backupd encryption: no iPhone is connected: plug it in and unlock it\n")
-		return "", "", exitError, false
+		return "", "", fail(exitError, "no iPhone is connected: plug it in and unlock it")
 	case 1:
-		return conn[0].UDID, nameOf(map[string]string{conn[0].UDID: conn[0].Name}, conn[0].UDID), 0, true
+		return conn[0].UDID, nameOf(map[string]string{conn[0].UDID: conn[0].Name}, conn[0].UDID), nil
 	}
 	var list []string
 	for _, d := range conn {
 		list = append(list, fmt.Sprintf("%s (%s)", d.UDID, nameOf(map[string]string{d.UDID: d.Name}, d.UDID)))
 	}
-	fmt.Fprintf(stderr, "backupd encryption: %d iPhones are connected; name one: %s\n", len(conn), strings.Join(list, ", "))
-	return "", "", exitUsage, false
+	return "", "", fail(exitUsage, "%d iPhones are connected; name one: %s", len(conn), strings.Join(list, ", "))
+}
+
+// readContext is read, given up when ctx ends (Ctrl-C): the terminal
+// gets its echo back and the read is left behind, since a read of stdin
+// cannot be called off.
+func (s passwordSource) readContext(ctx context.Context, enable bool, name string) (string, error) {
+	if s.tty && s.file == "" {
+		if st, err := term.GetState(int(os.Stdin.Fd())); err == nil {
+			defer func() {
+				if ctx.Err() != nil {
+					term.Restore(int(os.Stdin.Fd()), st)
+				}
+			}()
+		}
+	}
+	type result struct {
+		pw  string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		pw, err := s.read(enable, name)
+		done <- result{pw, err}
+	}()
+	select {
+	case r := <-done:
+		return r.pw, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // read returns the password: from the file or stdin, or asked for on the

@@ -11,7 +11,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // The end-to-end fault matrix (issue #7): one row per cause that can be
@@ -263,7 +263,7 @@ func (m *matrixEnv) startDaemon(t *testing.T) {
 			}
 			t.Skip("not root: this row mounts a file system in a private mount namespace")
 		}
-		unshare := sim.RequireTool(t, "unshare")
+		unshare := simtest.RequireTool(t, "unshare")
 		// The daemon runs in a private mount namespace, so the mounts
 		// are its alone and go when it ends; --kill-child passes the
 		// end of unshare on to the shell, which stops the daemon.
@@ -285,7 +285,7 @@ touch "$SOCK.ready"
 wait $pid
 `
 		sock := filepath.Join(m.dir, "state", api.SocketName)
-		m.daemon = start(t, sim.RequireTool(t, "env"), "B="+filepath.Join(m.dir, "backups"), "BIN="+bin, "CFG="+m.config, "SOCK="+sock,
+		m.daemon = start(t, simtest.RequireTool(t, "env"), "B="+filepath.Join(m.dir, "backups"), "BIN="+bin, "CFG="+m.config, "SOCK="+sock,
 			unshare, "--mount", "--fork", "--kill-child=SIGTERM", "sh", "-c", script)
 		waitFor(t, "the mounts", func() bool {
 			_, err := os.Stat(sock + ".ready")

@@ -2,47 +2,51 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
-	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/daemon/offline"
 	"github.com/backupd/backupd/store"
-	"github.com/backupd/backupd/usbmux"
 )
 
-func cmdHistory(args []string, stdout, stderr io.Writer) int {
-	var config, outcome string
-	var asJSON bool
-	var limit, pageNo int
-	fs := newFlagSet("history", "[UDID] [--json] [--limit N] [--page N] [--outcome X]", &config)
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.IntVar(&limit, "limit", 20, "the most runs to show: the page size")
-	fs.IntVar(&pageNo, "page", 1, "which page of --limit runs to show, newest first")
-	fs.StringVar(&outcome, "outcome", "", "only runs with this outcome: success, failed, skipped, interrupted, running (comma-separated for several)")
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
+func historyCommand() command {
+	return command{
+		name: "history", args: "[UDID] [--json] [--limit N] [--page N] [--outcome X]", does: "list past backups and why any failed",
+		flags: func(fs *flag.FlagSet) runner {
+			var outcome string
+			var asJSON bool
+			var limit, pageNo int
+			fs.BoolVar(&asJSON, "json", false, "print JSON")
+			fs.IntVar(&limit, "limit", 20, "the most runs to show: the page size")
+			fs.IntVar(&pageNo, "page", 1, "which page of --limit runs to show, newest first")
+			fs.StringVar(&outcome, "outcome", "", "only runs with this outcome: success, failed, skipped, interrupted, running (comma-separated for several)")
+			return func(ctx context.Context, a *app, pos []string) error {
+				q, err := historyQuery(pos, limit, pageNo, outcome)
+				if err != nil {
+					return err
+				}
+				return history(ctx, a, q, pageNo, asJSON)
+			}
+		},
 	}
-	if len(pos) > 1 {
-		fmt.Fprintln(stderr, "backupd history: one UDID at most")
-		return exitUsage
-	}
-	if limit <= 0 {
-		fmt.Fprintln(stderr, "backupd history: --limit must be more than 0")
-		return exitUsage
-	}
-	if pageNo <= 0 {
-		fmt.Fprintln(stderr, "backupd history: --page must be 1 or more")
-		return exitUsage
-	}
+}
+
+// historyQuery checks history's arguments and makes its query.
+func historyQuery(pos []string, limit, pageNo int, outcome string) (api.RunsQuery, error) {
 	q := api.RunsQuery{Limit: limit}
+	switch {
+	case len(pos) > 1:
+		return q, fail(exitUsage, "one UDID at most")
+	case limit <= 0:
+		return q, fail(exitUsage, "--limit must be more than 0")
+	case pageNo <= 0:
+		return q, fail(exitUsage, "--page must be 1 or more")
+	}
 	if len(pos) == 1 {
 		q.UDID = pos[0]
 	}
@@ -54,22 +58,28 @@ func cmdHistory(args []string, stdout, stderr io.Writer) int {
 		case api.OutcomeRunning, api.OutcomeSuccess, api.OutcomeFailed, api.OutcomeSkipped, api.OutcomeInterrupted:
 			q.Outcomes = append(q.Outcomes, o)
 		default:
-			fmt.Fprintf(stderr, "backupd history: --outcome %q: want success, failed, skipped, interrupted or running\n", o)
-			return exitUsage
+			return q, fail(exitUsage, "--outcome %q: want success, failed, skipped, interrupted or running", o)
 		}
 	}
-	cfg, code, ok := configFor(config, stderr)
-	if !ok {
-		return code
-	}
+	return q, nil
+}
 
-	c := client.New(socketPath(cfg))
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+// history prints page pageNo of the runs q asks for, from the daemon or,
+// when none runs, from the history database.
+func history(ctx context.Context, a *app, q api.RunsQuery, pageNo int, asJSON bool) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	var page api.RunsPage
 	noDaemon := false
-	err := retryInUse(ctx, func() error {
+	err = retryInUse(ctx, func() error {
 		// Earlier pages are walked through by their cursors: a cursor
 		// stays right however many runs are added meanwhile.
 		q.Cursor = ""
@@ -93,10 +103,10 @@ func cmdHistory(args []string, stdout, stderr io.Writer) int {
 	})
 	runs := page.Runs
 	if noDaemon {
-		fmt.Fprintln(stderr, "daemon not running; reading the history directly")
+		fmt.Fprintln(a.stderr, "daemon not running; reading the history directly")
 	}
 	if err != nil {
-		return clientError(stderr, "history", err)
+		return err
 	}
 	for i := range runs {
 		fillCause(&runs[i])
@@ -105,20 +115,20 @@ func cmdHistory(args []string, stdout, stderr io.Writer) int {
 		if runs == nil {
 			runs = []api.Run{}
 		}
-		return writeJSON(stdout, runs)
+		return writeJSON(a.stdout, runs)
 	}
 	if len(runs) == 0 {
-		fmt.Fprintln(stdout, "no runs")
+		fmt.Fprintln(a.stdout, "no runs")
 	}
 	for _, r := range runs {
-		fmt.Fprintln(stdout, historyLine(r))
+		fmt.Fprintln(a.stdout, historyLine(r))
 	}
 	if page.Next != "" {
 		// A hint, on stderr with the other remarks, so that stdout stays
 		// a run a line.
-		fmt.Fprintf(stderr, "older runs: --page %d\n", pageNo+1)
+		fmt.Fprintf(a.stderr, "older runs: --page %d\n", pageNo+1)
 	}
-	return exitOK
+	return nil
 }
 
 func historyFromStore(cfg fileConfig, q api.RunsQuery) (api.RunsPage, error) {
@@ -162,147 +172,4 @@ func historyLine(r api.Run) string {
 		fmt.Fprintf(&b, "  %s: %s Fix: %s", r.Cause, r.Summary, r.Fix)
 	}
 	return b.String()
-}
-
-func writeJSON(w io.Writer, v any) int {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return exitError
-	}
-	return exitOK
-}
-
-// plugged is a device usbmuxd lists, for `devices` without a daemon.
-type plugged struct {
-	UDID     string `json:"udid"`
-	Name     string `json:"name,omitempty"`
-	ConnType string `json:"conn_type"`
-	Speed    uint64 `json:"link_speed,omitempty"`
-	// Trust is usbmux's verdict (trusted, trust_pending, device_locked,
-	// ...); TrustError says why there is none.
-	Trust      usbmux.Trust `json:"trust,omitempty"`
-	TrustError string       `json:"trust_error,omitempty"`
-}
-
-// devicesReport is what `devices --json` prints.
-type devicesReport struct {
-	DaemonRunning bool         `json:"daemon_running"`
-	Devices       []api.Device `json:"devices,omitempty"`
-	// Plugged is what usbmuxd lists, when no daemon runs.
-	Plugged []plugged `json:"plugged,omitempty"`
-}
-
-func cmdDevices(args []string, stdout, stderr io.Writer) int {
-	var config string
-	var asJSON bool
-	fs := newFlagSet("devices", "[--json]", &config)
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "backupd devices: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	cfg, code, ok := configFor(config, stderr)
-	if !ok {
-		return code
-	}
-	c := client.New(socketPath(cfg))
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	devs, err := c.Devices(ctx)
-	if err == nil {
-		if asJSON {
-			if devs == nil {
-				devs = []api.Device{}
-			}
-			return writeJSON(stdout, devicesReport{DaemonRunning: true, Devices: devs})
-		}
-		if len(devs) == 0 {
-			fmt.Fprintln(stdout, "no iPhone seen yet")
-		}
-		for _, d := range devs {
-			conn := "not connected"
-			if d.Connected {
-				conn = "connected over " + d.Link
-				if d.LinkSpeed > 0 {
-					conn += fmt.Sprintf(" %d Mbit/s", d.LinkSpeed/1e6)
-				}
-			}
-			state := strings.ReplaceAll(string(d.State), "_", " ")
-			if d.Cause != "" {
-				// Trust, lock and the other reasons a phone waits.
-				state += fmt.Sprintf(" (%s)", d.Cause)
-			}
-			fmt.Fprintf(stdout, "%s  %s  %s iOS %s  %s, %s\n", d.UDID, orDash(d.Name), orDash(d.ProductType), orDash(d.IOSVersion), conn, state)
-		}
-		return exitOK
-	}
-	if !errors.Is(err, client.ErrNoDaemon) {
-		return clientError(stderr, "devices", err)
-	}
-
-	// No daemon: ask usbmuxd.
-	fmt.Fprintln(stderr, "daemon not running; asking usbmuxd directly")
-	addr := usbmux.DefaultAddr()
-	if cfg.Usbmuxd != "" {
-		if addr, err = usbmux.ParseAddr(cfg.Usbmuxd); err != nil {
-			fmt.Fprintf(stderr, "backupd devices: %v\n", err)
-			return exitBadConfig
-		}
-	}
-	mux := usbmux.NewClient(usbmux.Config{Addr: addr})
-	list, err := mux.ListDevices(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "backupd devices: usbmuxd at %s: %v\n", addr, err)
-		return exitNoDaemon
-	}
-	rep := devicesReport{Plugged: []plugged{}}
-	for _, d := range list {
-		p := plugged{UDID: d.UDID, ConnType: d.ConnType, Speed: d.Speed}
-		// Asking never raises a Trust prompt: that is the daemon's to do.
-		if p.Trust, err = mux.CheckTrust(ctx, d, usbmux.TrustOptions{}); err != nil {
-			p.TrustError = err.Error()
-		} else if p.Trust == usbmux.Trusted {
-			if f, err := mux.Facts(ctx, d); err == nil {
-				p.Name = f.Name
-			}
-		}
-		rep.Plugged = append(rep.Plugged, p)
-	}
-	if asJSON {
-		writeJSON(stdout, rep)
-		return exitNoDaemon
-	}
-	if len(list) == 0 {
-		fmt.Fprintln(stdout, "no iPhone plugged in")
-	}
-	for _, d := range rep.Plugged {
-		fmt.Fprintf(stdout, "%s  %s  %s", d.UDID, orDash(d.Name), d.ConnType)
-		if d.Speed > 0 {
-			fmt.Fprintf(stdout, " %d Mbit/s", d.Speed/1e6)
-		}
-		switch {
-		case d.TrustError != "":
-			fmt.Fprintf(stdout, "  trust unknown: %s", d.TrustError)
-		case d.Trust == usbmux.Trusted:
-			fmt.Fprint(stdout, "  trusted")
-		default:
-			in := cause.Lookup(d.Trust.Cause())
-			fmt.Fprintf(stdout, "  %s: %s", d.Trust, in.Fix)
-		}
-		fmt.Fprintln(stdout)
-	}
-	return exitNoDaemon
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -76,73 +76,69 @@ func where(stateDir string) (file, logs string) {
 	return service.ChosenSystem().String(), "the system's service logs"
 }
 
-// cmdService runs install, uninstall, start, stop and restart.
-func cmdService(action string) func(args []string, stdout, stderr io.Writer) int {
-	return func(args []string, stdout, stderr io.Writer) int {
-		var config string
-		fs := newFlagSet(action, "[--config PATH]", &config)
-		pos, code, ok := parseFlags(fs, args, stderr)
-		if !ok {
-			return code
-		}
-		if len(pos) > 0 {
-			fmt.Fprintf(stderr, "backupd %s: unexpected argument %q\n", action, pos[0])
-			return exitUsage
-		}
-		cfg, _, err := loadConfig(config)
-		if err != nil && action == "install" {
-			// Refuse to install a service that would not start.
-			printConfigError(stderr, err)
-			return exitBadConfig
-		}
-		sc, err := serviceConfig(config)
-		if err != nil {
-			fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
-			return exitError
-		}
-		s, err := service.New(controlOnly{}, sc)
-		if err != nil {
-			fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
-			return exitError
-		}
-		file, logs := where(cfg.StateDir)
-		switch action {
-		case "install":
-			if err := s.Install(); err != nil {
-				fmt.Fprintf(stderr, "backupd install: %v (run it as root or with sudo)\n", err)
-				return exitError
+// serviceCommand is install, uninstall, start, stop or restart.
+func serviceCommand(action, args, does string) command {
+	return command{
+		name: action, args: args, does: does,
+		flags: func(fs *flag.FlagSet) runner {
+			return func(_ context.Context, a *app, pos []string) error {
+				if err := noArgs(pos); err != nil {
+					return err
+				}
+				return controlService(a, action)
 			}
-			fmt.Fprintf(stdout, "installed %s\n  runs: %s %v\n", file, sc.Executable, sc.Arguments)
-			if err := s.Start(); err != nil {
-				fmt.Fprintf(stderr, "backupd install: installed, but it did not start: %v\n", err)
-				return exitError
-			}
-			fmt.Fprintf(stdout, "started; logs: %s; status: backupd status\n", logs)
-		case "uninstall":
-			_ = s.Stop() // it may not be running
-			if err := s.Uninstall(); err != nil {
-				fmt.Fprintf(stderr, "backupd uninstall: %v\n", err)
-				return exitError
-			}
-			fmt.Fprintf(stdout, "removed %s; the backups and the history stay where they are\n", file)
-		default:
-			var err error
-			switch action {
-			case "start":
-				err = s.Start()
-			case "stop":
-				err = s.Stop()
-			case "restart":
-				err = s.Restart()
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
-				return exitError
-			}
-			fmt.Fprintf(stdout, "%s: done; logs: %s\n", action, logs)
-		}
-		return exitOK
+		},
 	}
+}
+
+// controlService runs one action on the system service.
+func controlService(a *app, action string) error {
+	cfg, _, err := loadConfig(a.configPath)
+	if err != nil && action == "install" {
+		// Refuse to install a service that would not start.
+		return err
+	}
+	sc, err := serviceConfig(a.configPath)
+	if err != nil {
+		return fail(exitError, "%w", err)
+	}
+	s, err := service.New(controlOnly{}, sc)
+	if err != nil {
+		return fail(exitError, "%w", err)
+	}
+	file, logs := where(cfg.StateDir)
+	switch action {
+	case "install":
+		if err := s.Install(); err != nil {
+			return fail(exitError, "%w (run it as root or with sudo)", err)
+		}
+		fmt.Fprintf(a.stdout, "installed %s\n  runs: %s %v\n", file, sc.Executable, sc.Arguments)
+		if err := s.Start(); err != nil {
+			return fail(exitError, "installed, but it did not start: %w", err)
+		}
+		fmt.Fprintf(a.stdout, "started; logs: %s; status: backupd status\n", logs)
+	case "uninstall":
+		_ = s.Stop() // it may not be running
+		if err := s.Uninstall(); err != nil {
+			return fail(exitError, "%w", err)
+		}
+		fmt.Fprintf(a.stdout, "removed %s; the backups and the history stay where they are\n", file)
+	default:
+		var err error
+		switch action {
+		case "start":
+			err = s.Start()
+		case "stop":
+			err = s.Stop()
+		case "restart":
+			err = s.Restart()
+		}
+		if err != nil {
+			return fail(exitError, "%w", err)
+		}
+		fmt.Fprintf(a.stdout, "%s: done; logs: %s\n", action, logs)
+	}
+	return nil
 }
 
 // serviceLogName is the log file in state_dir of a daemon the Windows

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // TestInstallWritesSystemdUnit runs `backupd install` and `uninstall` as
@@ -22,7 +22,7 @@ func TestInstallWritesSystemdUnit(t *testing.T) {
 		}
 		t.Skip("not root: the install test mounts tmpfs over /etc/systemd/system")
 	}
-	unshare := sim.RequireTool(t, "unshare")
+	unshare := simtest.RequireTool(t, "unshare")
 	bin := filepath.Join(binaries(t), "backupd")
 	dir := shortDir(t)
 	fake := filepath.Join(dir, "bin")

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -52,61 +51,70 @@ type deviceEntry struct {
 	Overdue bool `json:"overdue"`
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	var config string
-	var asJSON, once bool
-	fs := newFlagSet("status", "[--json] [--once]", &config)
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.BoolVar(&once, "once", false, "on a terminal, print once instead of following a backup under way")
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
+func statusCommand() command {
+	return command{
+		name: "status", args: "[--json] [--once]", does: "show each iPhone's last backup and what the service is doing",
+		flags: func(fs *flag.FlagSet) runner {
+			var asJSON, once bool
+			fs.BoolVar(&asJSON, "json", false, "print JSON")
+			fs.BoolVar(&once, "once", false, "on a terminal, print once instead of following a backup under way")
+			return func(ctx context.Context, a *app, pos []string) error {
+				if err := noArgs(pos); err != nil {
+					return err
+				}
+				return status(ctx, a, asJSON, once)
+			}
+		},
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "backupd status: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	cfg, code, ok := configFor(config, stderr)
-	if !ok {
-		return code
-	}
-	rep, err := gatherStatus(cfg, time.Now())
+}
+
+func status(ctx context.Context, a *app, asJSON, once bool) error {
+	cfg, err := a.config()
 	if err != nil {
-		fmt.Fprintf(stderr, "backupd status: %v\n", err)
-		return exitError
+		return err
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	rep, err := gatherStatusFrom(ctx, c, cfg, time.Now())
+	if err != nil {
+		return fail(exitError, "%w", err)
 	}
 	if !asJSON && !once && rep.DaemonRunning && anyUnderWay(rep) {
-		if f, ok := stdout.(*os.File); ok && isTerminal(stdout) {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			if err := followStatus(ctx, cfg, f, rep); err != nil {
-				fmt.Fprintf(stderr, "backupd status: %v\n", err)
-				return exitError
+		if f, ok := a.stdout.(*os.File); ok && isTerminal(a.stdout) {
+			// Ctrl-C ends the following, not the backups: exit 0.
+			if err := followStatus(ctx, c, cfg, f, rep); err != nil {
+				return fail(exitError, "%w", err)
 			}
-			return exitOK
+			return nil
 		}
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return exitError
+		if err := writeJSON(a.stdout, rep); err != nil {
+			return err
 		}
 	} else {
-		printStatus(stdout, rep, time.Now())
+		printStatus(a.stdout, rep, time.Now())
 	}
 	if !rep.DaemonRunning {
-		return exitNoDaemon
+		return exitWith(exitNoDaemon)
 	}
-	return exitOK
+	return nil
 }
 
 // gatherStatus asks the daemon, or reads the history when none runs.
 func gatherStatus(cfg fileConfig, now time.Time) (statusReport, error) {
-	rep := statusReport{OverdueAfter: cfg.OverdueAfter.String(), Devices: []deviceEntry{}}
 	c := client.New(socketPath(cfg))
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	return gatherStatusFrom(context.Background(), c, cfg, now)
+}
+
+// gatherStatusFrom asks the daemon through c, or reads the history when
+// none runs.
+func gatherStatusFrom(ctx context.Context, c *client.Client, cfg fileConfig, now time.Time) (statusReport, error) {
+	rep := statusReport{OverdueAfter: cfg.OverdueAfter.String(), Devices: []deviceEntry{}}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	var devs []api.Device
 	err := retryInUse(ctx, func() error {
@@ -272,13 +280,6 @@ func statusLine(d deviceEntry, now time.Time) string {
 	return b.String()
 }
 
-func shortUDID(u string) string {
-	if len(u) <= 12 {
-		return u
-	}
-	return u[:8] + "…"
-}
-
 // age says how long ago, roughly.
 func age(d time.Duration) string {
 	switch {
@@ -290,11 +291,4 @@ func age(d time.Duration) string {
 		return plural(int(d/time.Hour), "hour") + " ago"
 	}
 	return plural(int(d/(24*time.Hour)), "day") + " ago"
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
 }

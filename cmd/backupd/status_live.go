@@ -38,9 +38,7 @@ func anyUnderWay(rep statusReport) bool {
 // is under way, from the daemon's event stream, and returns once none is,
 // leaving the final status on the screen. An interrupt (ctx) ends it
 // early; the backups go on.
-func followStatus(ctx context.Context, cfg fileConfig, tty *os.File, first statusReport) error {
-	c := client.New(socketPath(cfg))
-	defer c.Close()
+func followStatus(ctx context.Context, c *client.Client, cfg fileConfig, tty *os.File, first statusReport) error {
 	stream, err := c.Events(ctx, "")
 	if err != nil {
 		return fmt.Errorf("follow the daemon's events: %w", err)
@@ -78,7 +76,7 @@ func followStatus(ctx context.Context, cfg fileConfig, tty *os.File, first statu
 		case <-changed:
 		case <-tick.C:
 		}
-		rep, err := gatherStatus(cfg, time.Now())
+		rep, err := gatherStatusFrom(context.WithoutCancel(ctx), c, cfg, time.Now())
 		if err != nil {
 			return err
 		}

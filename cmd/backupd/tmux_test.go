@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/daemon/api"
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // parseBytes reads humanBytes' output back.
@@ -136,7 +136,7 @@ func checkAdvanced(t *testing.T, seen []reading, final string) {
 // checks that the progress line is redrawn in place as the backup goes,
 // then gives way to the final line.
 func TestTmuxBackupProgress(t *testing.T) {
-	tmux := sim.RequireTool(t, "tmux")
+	tmux := simtest.RequireTool(t, "tmux")
 	e, _ := slowPhone(t)
 	shell := fmt.Sprintf("%s backup --full --wait --config %s; echo EXIT=$?; sleep 120", filepath.Join(e.bin, "backupd"), e.config)
 	tm := tmuxSession(t, tmux, e.dir, shell)
@@ -162,7 +162,7 @@ func TestTmuxBackupProgress(t *testing.T) {
 // as the backup goes, and when the backup ends status leaves the final
 // line on the screen and exits by itself.
 func TestTmuxStatusLive(t *testing.T) {
-	tmux := sim.RequireTool(t, "tmux")
+	tmux := simtest.RequireTool(t, "tmux")
 	e, _ := slowPhone(t)
 	if _, stderr, code := cli(t, e.bin, "backup", "--full", "--config", e.config); code != 0 {
 		t.Fatalf("backup: exit %d: %s", code, stderr)

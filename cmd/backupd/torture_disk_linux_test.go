@@ -13,7 +13,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // Environment of a test re-executed inside a private mount namespace.
@@ -46,7 +46,7 @@ func inMountNamespace(t *testing.T) bool {
 		return true
 	}
 	requireRoot(t, "it mounts a tmpfs in a private mount namespace")
-	unshare := sim.RequireTool(t, "unshare")
+	unshare := simtest.RequireTool(t, "unshare")
 	bin := binaries(t)
 	cmd := exec.Command(unshare, "--mount", "--fork", os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), tortureInnerEnv+"="+t.Name(), tortureBinEnv+"="+bin)

@@ -243,15 +243,6 @@ func (r *rig) tryStatus(t *testing.T) (statusReport, bool) {
 	return rep, true
 }
 
-// kill9 kills the daemon with SIGKILL and waits for it.
-func (r *rig) kill9(t *testing.T) {
-	t.Helper()
-	if err := r.daemon.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-r.daemon.exited
-}
-
 // settled waits until the phone is connected and its worker is not busy.
 func (r *rig) settled(t *testing.T) api.Device {
 	t.Helper()

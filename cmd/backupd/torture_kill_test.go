@@ -1,3 +1,5 @@
+//go:build failpoint
+
 package main
 
 import (
@@ -213,4 +215,13 @@ func verifyLatest(t *testing.T, r *rig) {
 	if _, err := rp.Verify(context.Background(), filepath.Join(r.backups, r.udid)); err != nil {
 		t.Errorf("the latest backup does not verify: %v", err)
 	}
+}
+
+// kill9 kills the daemon with SIGKILL and waits for it.
+func (r *rig) kill9(t *testing.T) {
+	t.Helper()
+	if err := r.daemon.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.daemon.exited
 }

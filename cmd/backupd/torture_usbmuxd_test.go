@@ -15,7 +15,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
-	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
 )
 
 // realMuxdSocket is where Debian's usbmuxd listens; it has no option for
@@ -35,7 +35,7 @@ func requireRealMuxd(t *testing.T) string {
 		}
 		t.Skip("not root: usbmuxd binds " + realMuxdSocket)
 	}
-	path := sim.RequireTool(t, "usbmuxd")
+	path := simtest.RequireTool(t, "usbmuxd")
 	if c, err := net.DialTimeout("unix", realMuxdSocket, time.Second); err == nil {
 		c.Close()
 		if ci {

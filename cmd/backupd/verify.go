@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -26,17 +27,10 @@ type verifyReport struct {
 	Backups       []api.VerifyResult `json:"backups"`
 }
 
-func cmdVerify(args []string, stdout, stderr io.Writer) int {
-	var config string
-	var all, versions, asJSON bool
-	fs := newFlagSet("verify", "[UDID|--all] [--versions] [--json]", &config)
-	fs.BoolVar(&all, "all", false, "verify every device's backup (the default without a UDID)")
-	fs.BoolVar(&versions, "versions", false, "verify the older versions too, not only the latest backup")
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: backupd verify [UDID|--all] [--versions] [--json]
-
-Checks that the latest backup of each iPhone (or of one) is complete:
+func verifyCommand() command {
+	return command{
+		name: "verify", args: "[UDID|--all] [--versions] [--json]", does: "check that the latest backups (and versions) are complete",
+		help: `Checks that the latest backup of each iPhone (or of one) is complete:
 Status.plist says the backup finished, the plists parse, Manifest.db opens
 and every file it lists is there with its size. With --versions the older
 versions are checked too. Nothing is written.
@@ -45,57 +39,59 @@ With the service running, it verifies through the service, so that no
 backup is swapped in under it; without, it reads backup_dir directly.
 
 Exit status: 0 when every backup verifies, 1 when any does not (or on
-an error), 2 on bad arguments.
+an error), 2 on bad arguments.`,
+		flags: func(fs *flag.FlagSet) runner {
+			var all, versions, asJSON bool
+			fs.BoolVar(&all, "all", false, "verify every device's backup (the default without a UDID)")
+			fs.BoolVar(&versions, "versions", false, "verify the older versions too, not only the latest backup")
+			fs.BoolVar(&asJSON, "json", false, "print JSON")
+			return func(ctx context.Context, a *app, pos []string) error {
+				switch {
+				case len(pos) > 1:
+					return fail(exitUsage, "one UDID at most")
+				case len(pos) == 1 && all:
+					return fail(exitUsage, "give a UDID or --all, not both")
+				}
+				udid := ""
+				if len(pos) == 1 {
+					udid = pos[0]
+					if err := repo.ValidUDID(udid); err != nil {
+						return fail(exitUsage, "%w", err)
+					}
+				}
+				return verify(ctx, a, udid, versions, asJSON)
+			}
+		},
+	}
+}
 
-Flags:
-`)
-		fs.PrintDefaults()
+func verify(ctx context.Context, a *app, udid string, versions, asJSON bool) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
 	}
-	pos, code, ok := parseFlags(fs, args, stderr)
-	if !ok {
-		return code
+	c, err := a.client()
+	if err != nil {
+		return err
 	}
-	switch {
-	case len(pos) > 1:
-		fmt.Fprintf(stderr, "backupd verify: one UDID at most\n")
-		return exitUsage
-	case len(pos) == 1 && all:
-		fmt.Fprintf(stderr, "backupd verify: give a UDID or --all, not both\n")
-		return exitUsage
-	}
-	udid := ""
-	if len(pos) == 1 {
-		udid = pos[0]
-		if err := repo.ValidUDID(udid); err != nil {
-			fmt.Fprintf(stderr, "backupd verify: %v\n", err)
-			return exitUsage
-		}
-	}
-	cfg, code, ok := configFor(config, stderr)
-	if !ok {
-		return code
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
-	tty := isTerminal(stderr)
+	tty := isTerminal(a.stderr)
 
 	rep := verifyReport{BackupDir: cfg.BackupDir}
-	c := client.New(socketPath(cfg))
-	defer c.Close()
-	stopSpin := spinner(stderr, tty, "verifying")
+	stopSpin := spinner(a.stderr, tty, "verifying")
 	resp, err := c.Verify(ctx, udid, api.VerifyRequest{Versions: versions})
 	stopSpin()
 	switch {
 	case err == nil:
 		rep.DaemonRunning, rep.Backups = true, resp.Backups
 	case errors.Is(err, client.ErrNoDaemon):
-		fmt.Fprintf(stderr, "backupd verify: daemon not running; reading %s directly\n", cfg.BackupDir)
-		if rep.Backups, err = verifyDirect(ctx, cfg, udid, versions, stderr, tty); err != nil {
-			fmt.Fprintf(stderr, "backupd verify: %v\n", err)
-			return exitError
+		fmt.Fprintf(a.stderr, "backupd verify: daemon not running; reading %s directly\n", cfg.BackupDir)
+		if rep.Backups, err = verifyDirect(ctx, cfg, udid, versions, a.stderr, tty); err != nil {
+			return fail(exitError, "%w", err)
 		}
 	default:
-		return clientError(stderr, "verify", err)
+		return err
 	}
 	if rep.Backups == nil {
 		rep.Backups = []api.VerifyResult{}
@@ -107,16 +103,16 @@ Flags:
 		}
 	}
 	if asJSON {
-		if code := writeJSON(stdout, rep); code != exitOK {
-			return code
+		if err := writeJSON(a.stdout, rep); err != nil {
+			return err
 		}
 	} else {
-		printVerify(stdout, rep, bad)
+		printVerify(a.stdout, rep, bad)
 	}
 	if bad > 0 {
-		return exitError
+		return exitWith(exitError)
 	}
-	return exitOK
+	return nil
 }
 
 // verifyDirect verifies without the daemon: backup_dir opened read-only.

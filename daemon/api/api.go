@@ -36,6 +36,12 @@ const Prefix = "/v1"
 // SocketName is the file name of the API socket inside state_dir.
 const SocketName = "backupd.sock"
 
+// VersionHeader is the response header every answer of the daemon
+// carries its version in (the one `backupd version` prints), so that a
+// client can tell it talks to an older or newer daemon: after an upgrade
+// the old one may still run.
+const VersionHeader = "Backupd-Version"
+
 // State is where a device stands in the daemon's eyes.
 type State string
 

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,6 +45,24 @@ func (e *Error) Error() string {
 type Client struct {
 	socket string
 	http   *http.Client
+
+	// version is the client's own; mismatch hears, once, of a daemon
+	// that answers with another (WithVersion).
+	version  string
+	mismatch func(daemonVersion string)
+	checked  sync.Once
+}
+
+// Option sets up a Client.
+type Option func(*Client)
+
+// WithVersion has the client compare the daemon's version (in every
+// answer's api.VersionHeader) with its own, version, and call mismatch
+// once, with the daemon's, when they differ: after an upgrade the old
+// daemon may still run. A daemon that does not say its version is not
+// compared.
+func WithVersion(version string, mismatch func(daemonVersion string)) Option {
+	return func(c *Client) { c.version, c.mismatch = version, mismatch }
 }
 
 // DefaultTimeout bounds each request but the event stream.
@@ -51,7 +70,7 @@ const DefaultTimeout = 30 * time.Second
 
 // New returns a client for the daemon listening on socket
 // (<state_dir>/backupd.sock).
-func New(socket string) *Client {
+func New(socket string, opts ...Option) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -60,7 +79,21 @@ func New(socket string) *Client {
 		MaxIdleConns:    2,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+	c := &Client{socket: socket, http: &http.Client{Transport: tr}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// checkVersion compares the version a response carries with the
+// client's.
+func (c *Client) checkVersion(resp *http.Response) {
+	theirs := resp.Header.Get(api.VersionHeader)
+	if c.mismatch == nil || theirs == "" || theirs == c.version {
+		return
+	}
+	c.checked.Do(func() { c.mismatch(theirs) })
 }
 
 // Socket returns the socket the client talks to.
@@ -204,6 +237,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		}
 		return nil, fmt.Errorf("backupd %s %s: %w", method, path, err)
 	}
+	c.checkVersion(resp)
 	return resp, nil
 }
 

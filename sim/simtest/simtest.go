@@ -1,15 +1,20 @@
-package sim
+// Package simtest starts the simulator for tests and finds the external
+// tools they need. It is apart from sim so that the simulator's binary
+// (iphonesim) does not link the testing package.
+package simtest
 
 import (
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/backupd/backupd/sim"
 )
 
 // StartT starts a simulator on a fresh socket for a test, adds and plugs
 // the given devices, and closes everything when the test ends.
-func StartT(t testing.TB, cfgs ...DeviceConfig) (*Sim, []*Device) {
+func StartT(t testing.TB, cfgs ...sim.DeviceConfig) (*sim.Sim, []*sim.Device) {
 	t.Helper()
 	// Unix socket paths are short (108 bytes); t.TempDir can be longer.
 	dir, err := os.MkdirTemp("", "sim")
@@ -17,12 +22,12 @@ func StartT(t testing.TB, cfgs ...DeviceConfig) (*Sim, []*Device) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := New(Options{Socket: filepath.Join(dir, "usbmuxd.sock")})
+	s := sim.New(sim.Options{Socket: filepath.Join(dir, "usbmuxd.sock")})
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	var devs []*Device
+	var devs []*sim.Device
 	for _, c := range cfgs {
 		d, err := s.AddDevice(c)
 		if err != nil {

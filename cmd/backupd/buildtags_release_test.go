@@ -1,0 +1,6 @@
+//go:build !failpoint
+
+package main
+
+// buildFlags: without the failpoint tag, backupd is built as released.
+var buildFlags []string
