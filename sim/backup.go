@@ -56,6 +56,7 @@ func (d *Device) serveBackup(c net.Conn) error {
 	defer cancel()
 	cfg := d.Config()
 	f := cfg.Faults
+	defer d.afterMobileBackup2()
 	return backupsvc.Serve(ctx, c, backupsvc.Config{
 		UDID: cfg.UDID,
 		Device: backupsvc.DeviceInfo{
@@ -68,6 +69,7 @@ func (d *Device) serveBackup(c net.Conn) error {
 		Set:        d.state.files,
 		Stats:      d.state.stats,
 		Encryption: d.state.enc,
+		Restore:    d.state.restore,
 		Unplug:     d.Unplug,
 		Notify:     func(name string) { d.state.notify.Relay(name) },
 		// iphonesim ctl unlock is the person entering the passcode.

@@ -28,6 +28,8 @@ type deviceState struct {
 	apps   []syncsvc.App
 	stats  *backupsvc.Stats
 	enc    *backupsvc.Encryption
+	// restore: Find My, a restore since the last boot, the last report.
+	restore *backupsvc.RestoreState
 }
 
 func (d *Device) initServices() error {
@@ -43,6 +45,8 @@ func (d *Device) initServices() error {
 		apps:   syncsvc.DefaultApps(),
 		stats:  &backupsvc.Stats{},
 		enc:    backupsvc.NewEncryption(d.cfg.BackupPassword),
+
+		restore: backupsvc.NewRestoreState(),
 	}
 	return nil
 }
