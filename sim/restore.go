@@ -156,3 +156,7 @@ func FormatRestoreReport(r RestoreReport) string {
 	}
 	return b.String()
 }
+
+// AFCFile returns a file of the device's AFC media area, as a host wrote
+// it (a restore's /iTunesRestore/RestoreApplications.plist, say).
+func (d *Device) AFCFile(path string) ([]byte, error) { return d.state.afc.ReadFile(path) }
