@@ -134,9 +134,13 @@ const (
 	restoreAppsPlist = restoreAppsDir + "/RestoreApplications.plist"
 )
 
-// errRestoreCut explains a restore that ended half way.
-const errRestoreCut = "the restore stopped part way: the iPhone may hold part of the backup's data and may restart by itself; " +
-	"the backup on this computer is untouched, so plug the iPhone in, unlock it and restore again"
+// What a restore that broke off says about the phone.
+const (
+	errRestoreCut = "the restore stopped part way: the iPhone may hold part of the backup's data and may restart by itself; " +
+		"the backup on this computer is untouched, so plug the iPhone in, unlock it and restore again"
+	errRestoreNotStarted = "the restore stopped before the iPhone received any of the backup, so nothing on it changed; " +
+		"plug it in, unlock it and restore again"
+)
 
 // Restore puts the backup t.Source on dev: it checks the backup and the
 // phone before the first byte (backup_incomplete, ios_too_old, a missing
@@ -247,16 +251,17 @@ func (e *Engine) Restore(ctx context.Context, dev usbmux.Device, t RestoreTarget
 }
 
 // restoreCut adds to a restore that broke off what state the phone may
-// be in, once the phone has started taking files.
+// be in and what to do.
 func restoreCut(err error, s *session) error {
-	if s.files == 0 && s.bytes == 0 {
-		return err
-	}
 	switch cause.Of(err) {
 	case cause.Disconnected, cause.Stalled, cause.Interrupted:
-		return cause.New(cause.Of(err), fmt.Errorf("%s (after %d files, %d bytes): %w", errRestoreCut, s.files, s.bytes, err))
+	default:
+		return err
 	}
-	return err
+	if s.files == 0 && s.bytes == 0 {
+		return cause.New(cause.Of(err), fmt.Errorf("%s: %w", errRestoreNotStarted, err))
+	}
+	return cause.New(cause.Of(err), fmt.Errorf("%s (after %d files, %d bytes): %w", errRestoreCut, s.files, s.bytes, err))
 }
 
 // restoreRequest is the Restore request, with the options as

@@ -156,6 +156,67 @@ func TestRestoreOlderVersion(t *testing.T) {
 	}
 }
 
+// TestRestoreSurvivesRetention: commits of the same phone during the
+// restore run retention that would remove the version being restored;
+// the pin keeps it, byte for byte, until the restore is done, and the
+// first retention after that removes it.
+func TestRestoreSurvivesRetention(t *testing.T) {
+	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 40, MinSize: 8 << 10, MaxSize: 32 << 10}}, testOptions(t))
+	r.mustBackup(Target{})
+	r.dev.Mutate(0.3)
+	r.mustBackup(Target{})
+	v := r.versions()[0]
+	hash, err := repo.TreeHash(v.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := r.repo.Pin(r.dev.UDID(), v.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func() {
+		s, err := r.repo.Begin(testCtx(t), r.dev.UDID())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := s.Commit(testCtx(t)); err != nil {
+			t.Error(err)
+		}
+	}
+	retained := false
+	res, err := r.eng.Restore(testCtx(t), r.device(), RestoreTarget{
+		Source: FromPin(r.repo, pin), Options: restoreOpts(),
+		Progress: func(p Progress) {
+			if p.Files > 0 && !retained {
+				retained = true
+				// KeepLast is 3: four commits would prune v.
+				for range 4 {
+					commit()
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("restore: %v (%+v)", err, res)
+	}
+	if !retained {
+		t.Fatal("no retention ran during the restore")
+	}
+	requireIntact(t, r.dev, 40)
+	if got, err := repo.TreeHash(v.Path); err != nil || got != hash {
+		t.Fatalf("the pinned version changed or went away: %v", err)
+	}
+	if n := len(r.versions()); n != 4 {
+		t.Errorf("%d versions kept while one is pinned, want 3 + the pinned one", n)
+	}
+	pin.Release()
+	commit()
+	if _, err := os.Stat(v.Path); !os.IsNotExist(err) {
+		t.Errorf("the released version outlived retention: %v", err)
+	}
+}
+
 // dirSource is a backup in a directory of the test's own, standing for
 // another phone's backup (SourceIdentifier udid).
 type dirSource struct {
@@ -228,22 +289,25 @@ func TestRestoreHostile(t *testing.T) {
 	}
 }
 
+// restoreFault is one row of TestRestoreFaults.
+type restoreFault struct {
+	name       string
+	cfg        sim.DeviceConfig
+	setup      func(r *rig) RestoreSource // nil: the latest, pinned
+	faults     sim.Faults
+	opts       func(*RestoreOptions)
+	engine     func(*Options)
+	want       cause.Code
+	deviceCode int
+	says       string // in the error
+	reached    bool   // the phone got the Restore request
+}
+
 // TestRestoreFaults: each refusal and failure gives its cause before or
 // during the restore, and no backup on disk changes by a byte.
 func TestRestoreFaults(t *testing.T) {
 	short := func(o *Options) { o.StallTimeout = 500 * time.Millisecond }
-	cases := []struct {
-		name       string
-		cfg        sim.DeviceConfig
-		setup      func(r *rig) RestoreSource // nil: the latest, pinned
-		faults     sim.Faults
-		opts       func(*RestoreOptions)
-		engine     func(*Options)
-		want       cause.Code
-		deviceCode int
-		says       string // in the error
-		reached    bool   // the phone got the Restore request
-	}{
+	cases := []restoreFault{
 		{name: "Find My on (211)", setup: func(r *rig) RestoreSource { r.dev.SetFindMy(true); return nil },
 			want: cause.FindMyEnabled, deviceCode: 211, reached: true},
 		{name: "second restore without reboot (102)", setup: func(r *rig) RestoreSource {
@@ -285,6 +349,11 @@ func TestRestoreFaults(t *testing.T) {
 			rewritePlist(r.t, filepath.Join(src.dir, "Status.plist"), func(m map[string]any) { m["SnapshotState"] = "uploading" })
 			return src
 		}, want: cause.BackupIncomplete, says: "uploading"},
+	}
+	for _, step := range sim.RestoreSteps() {
+		// restore-final too: a step strikes before its messages, so the
+		// phone is gone before its Response.
+		cases = append(cases, restoreFault{name: "unplugged at " + step, faults: sim.Faults{UnplugAtStep: step}, want: cause.Disconnected, says: "restore again", reached: true})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -331,7 +400,7 @@ func TestRestoreFaults(t *testing.T) {
 			if r.dirHash() != before {
 				t.Fatal("a backup on disk changed")
 			}
-			if tc.faults.UnplugAfterBytes > 0 || tc.faults.UnplugAfterFiles > 0 {
+			if tc.faults.UnplugAfterBytes > 0 || tc.faults.UnplugAfterFiles > 0 || tc.faults.UnplugAtStep != "" {
 				if r.dev.Plugged() {
 					t.Error("the unplug never struck")
 				}
