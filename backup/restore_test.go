@@ -306,7 +306,7 @@ type restoreFault struct {
 // TestRestoreFaults: each refusal and failure gives its cause before or
 // during the restore, and no backup on disk changes by a byte.
 func TestRestoreFaults(t *testing.T) {
-	short := func(o *Options) { o.StallTimeout = 500 * time.Millisecond }
+	short := func(o *Options) { o.StallTimeout = time.Second }
 	cases := []restoreFault{
 		{name: "Find My on (211)", setup: func(r *rig) RestoreSource { r.dev.SetFindMy(true); return nil },
 			want: cause.FindMyEnabled, deviceCode: 211, reached: true},
@@ -358,14 +358,16 @@ func TestRestoreFaults(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			opts := testOptions(t)
-			if tc.engine != nil {
-				tc.engine(&opts)
-			}
 			cfg := tc.cfg
 			cfg.Files = sim.FileSpec{Count: 60, MinSize: 8 << 10, MaxSize: 64 << 10}
-			r := newRig(t, cfg, opts)
+			r := newRig(t, cfg, testOptions(t))
 			r.mustBackup(Target{})
+			if tc.engine != nil {
+				// Only the restore gets the engine's special options.
+				opts := testOptions(t)
+				tc.engine(&opts)
+				r.eng = New(r.mux, opts)
+			}
 			var src RestoreSource
 			if tc.setup != nil {
 				src = tc.setup(r)

@@ -258,11 +258,10 @@ func (s *session) restore(req map[string]any) error {
 	if err != nil {
 		return err
 	}
-	if err := s.finish(code, text); err != nil {
-		return err
-	}
+	// Recorded before the Response goes out, so that a host that has it
+	// finds the report complete.
 	st.finished(code, text, reboot || !set, s.cfg.Now())
-	return nil
+	return s.finish(code, text)
 }
 
 // run drives a restore to the code of its final Response. An error ends
