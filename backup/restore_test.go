@@ -264,6 +264,9 @@ func TestRestoreFromAnotherPhone(t *testing.T) {
 // "another phone's folder" is the target's own, which is on disk.
 func TestRestoreHostile(t *testing.T) {
 	for _, mode := range sim.RestoreHostileModes() {
+		if mode == "restore-mutate" {
+			continue // TestRestoreRefusesChanges
+		}
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}}, testOptions(t))
@@ -301,6 +304,26 @@ type restoreFault struct {
 	deviceCode int
 	says       string // in the error
 	reached    bool   // the phone got the Restore request
+}
+
+// TestRestoreRefusesChanges: a phone that asks, during a restore, to
+// remove, move, create, copy or upload files in the backup gets an error
+// for each, nothing changes, and the restore goes on.
+func TestRestoreRefusesChanges(t *testing.T) {
+	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 30}}, testOptions(t))
+	r.mustBackup(Target{})
+	before := r.dirHash()
+	r.dev.SetFaults(sim.Faults{Hostile: "restore-mutate"})
+	if _, err := r.restore("latest", restoreOpts()); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	rep := requireIntact(t, r.dev, 30)
+	if rep.MutationsAsked != 5 || rep.MutationsAccepted != 0 {
+		t.Fatalf("the phone asked for %d changes and %d were accepted", rep.MutationsAsked, rep.MutationsAccepted)
+	}
+	if r.dirHash() != before {
+		t.Fatal("the backup directory changed")
+	}
 }
 
 // TestRestoreFaults: each refusal and failure gives its cause before or

@@ -28,7 +28,7 @@ fault UDID KEY=VALUE...       set faults (clear resets them); keys: unplug-after
                               hostile, first-message-delay, lock-never-granted,
                               no-common-version (restore: error-code 102/207/208/211,
                               unplug-at-step restore-*, hostile restore-dotdot|
-                              restore-absolute|restore-other)`
+                              restore-absolute|restore-other|restore-mutate)`
 
 // Control runs one control command and returns its answer: "ok ..." or
 // "error: ...".

@@ -135,7 +135,8 @@ func FormatRestoreReport(r RestoreReport) string {
 	}
 	fmt.Fprintf(&b, "\nasked=%d intact=%d damaged=%d missing=%d unknown=%d bytes=%d",
 		r.Asked, r.Intact, len(r.Damaged), len(r.Missing), len(r.Unknown), r.Bytes)
-	fmt.Fprintf(&b, "\nhostile-asked=%d hostile-bytes=%d", len(r.HostileAsked), r.HostileBytes)
+	fmt.Fprintf(&b, "\nhostile-asked=%d hostile-bytes=%d mutations-asked=%d mutations-accepted=%d",
+		len(r.HostileAsked), r.HostileBytes, r.MutationsAsked, r.MutationsAccepted)
 	b.WriteString("\noptions=")
 	first := true
 	for _, k := range slices.Sorted(maps.Keys(r.Options)) {

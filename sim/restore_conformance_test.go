@@ -207,3 +207,23 @@ func TestIdevicebackup2RestoreHostileDotDot(t *testing.T) {
 		t.Fatalf("hostile bytes %d, /etc/passwd has %d:\n%s\n%s", rep.HostileBytes, fi.Size(), FormatRestoreReport(rep), out)
 	}
 }
+
+// TestIdevicebackup2RestoreMutate: idevicebackup2 does what a phone asks,
+// even during a restore, so the hostile phone's requests to change the
+// backup succeed there: this shows the simulator's count works, the
+// count backupd's engine keeps at 0.
+func TestIdevicebackup2RestoreMutate(t *testing.T) {
+	s, devs := StartT(t, DeviceConfig{Files: FileSpec{Count: 10}})
+	d := devs[0]
+	dir := t.TempDir()
+	backupWithTool(t, s, d, dir)
+	d.SetFaults(Faults{Hostile: "restore-mutate"})
+	out, _ := runTool(t, s, 2*time.Minute, "idevicebackup2", "-u", d.UDID(), "restore", "--no-reboot", dir)
+	rep := d.CurrentRestore()
+	if rep.MutationsAsked != 5 || rep.MutationsAccepted == 0 {
+		t.Fatalf("asked %d, accepted %d:\n%s\n%s", rep.MutationsAsked, rep.MutationsAccepted, FormatRestoreReport(rep), out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, d.UDID(), "Manifest.db")); !os.IsNotExist(err) {
+		t.Fatalf("idevicebackup2 kept Manifest.db although the phone asked to remove it: %v", err)
+	}
+}

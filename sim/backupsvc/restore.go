@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/backupd/backupd/backup/devicelink"
 	"github.com/backupd/backupd/sim/fileset"
 	"github.com/backupd/backupd/usbmux/wire"
 )
@@ -63,11 +64,17 @@ const (
 	// another phone's backup (SourceIdentifier ≠ TargetIdentifier), else
 	// those of a made-up UDID beside the source.
 	HostileRestoreOther Hostile = "restore-other"
+	// HostileRestoreMutate asks the host to change the backup it restores
+	// from: RemoveItems, MoveItems, CreateDirectory, CopyItem and an
+	// UploadFiles over Manifest.plist, each inside <source>/. A host must
+	// refuse them all (RestoreReport.MutationsAccepted stays 0) and may
+	// carry on with the restore.
+	HostileRestoreMutate Hostile = "restore-mutate"
 )
 
 // RestoreHostileModes returns the hostile modes of a restore.
 func RestoreHostileModes() []Hostile {
-	return []Hostile{HostileRestoreDotDot, HostileRestoreAbsolute, HostileRestoreOther}
+	return []Hostile{HostileRestoreDotDot, HostileRestoreAbsolute, HostileRestoreOther, HostileRestoreMutate}
 }
 
 // Device error codes of a restore's final Response.
@@ -126,6 +133,10 @@ type RestoreReport struct {
 	// sent for them: 0 from a host that confines paths.
 	HostileAsked []string
 	HostileBytes int64
+	// MutationsAsked counts the requests to change the backup the device
+	// made (hostile mode restore-mutate), MutationsAccepted the ones the
+	// host answered with success.
+	MutationsAsked, MutationsAccepted int
 	// ErrorCode and ErrorText are the final Response; Done is false while
 	// the restore runs or when it never got to its final Response.
 	ErrorCode int
@@ -566,6 +577,8 @@ func (r *restoreRun) faultOr(err error) error {
 func (r *restoreRun) hostile() error {
 	var paths []string
 	switch r.cfg.Faults.Hostile {
+	case HostileRestoreMutate:
+		return r.mutate()
 	case HostileRestoreDotDot:
 		paths = []string{r.source + "/../../../../../../../../etc/passwd"}
 	case HostileRestoreAbsolute:
@@ -606,4 +619,51 @@ type countWriter struct{ n int64 }
 func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	return len(p), nil
+}
+
+// mutate asks the host to change the backup it restores from, and counts
+// what it accepted.
+func (r *restoreRun) mutate() error {
+	src := r.source
+	asks := []struct {
+		name string
+		args []any
+	}{
+		{devicelink.MsgRemoveItems, []any{[]any{src + "/Manifest.db"}, map[string]any{}, r.progress}},
+		{devicelink.MsgMoveItems, []any{map[string]any{src + "/Status.plist": src + "/Status.moved"}, map[string]any{}, r.progress}},
+		{devicelink.MsgCreateDirectory, []any{src + "/backupd-hostile-dir"}},
+		{devicelink.MsgCopyItem, []any{src + "/Manifest.plist", src + "/Manifest.copy"}},
+	}
+	record := func(st devicelink.StatusResponse) {
+		r.st.update(func(rep *RestoreReport) {
+			rep.MutationsAsked++
+			if st.Code == 0 {
+				rep.MutationsAccepted++
+			}
+		})
+	}
+	for _, a := range asks {
+		st, err := r.ask(a.name, a.args...)
+		if err != nil {
+			return err
+		}
+		record(st)
+	}
+	junk := []byte("not a manifest")
+	if err := r.dl.WriteMessage(devicelink.MsgUploadFiles, map[string]any{}, r.progress, uint64(len(junk))); err != nil {
+		return fmt.Errorf("backupsvc: send UploadFiles: %w", err)
+	}
+	fw := r.fileWriter()
+	if _, err := fw.SendFile("Manifest.plist", src+"/Manifest.plist", bytes.NewReader(junk)); err != nil {
+		return fmt.Errorf("backupsvc: upload: %w", err)
+	}
+	if err := fw.Finish(); err != nil {
+		return fmt.Errorf("backupsvc: upload: %w", err)
+	}
+	st, err := r.dl.ReadStatusResponse()
+	if err != nil {
+		return fmt.Errorf("backupsvc: status of UploadFiles: %w", err)
+	}
+	record(st)
+	return nil
 }
