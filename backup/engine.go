@@ -334,6 +334,12 @@ type helpers struct {
 // gather what Info.plist records. The returned helpers, even with an
 // error, must be closed.
 func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun context.CancelCauseFunc, pass *passcodeState, log *slog.Logger) (*helpers, error) {
+	return e.prepareSync(ctx, dev, cancelRun, pass, log, true)
+}
+
+// prepareSync is prepare; withInfo says whether to gather what Info.plist
+// records (a restore needs none of it).
+func (e *Engine) prepareSync(ctx context.Context, dev usbmux.Device, cancelRun context.CancelCauseFunc, pass *passcodeState, log *slog.Logger, withInfo bool) (*helpers, error) {
 	sess, err := e.mux.OpenSession(ctx, dev)
 	if err != nil {
 		return nil, err
@@ -401,6 +407,9 @@ func (e *Engine) prepare(ctx context.Context, dev usbmux.Device, cancelRun conte
 	}
 	if err := h.np.Post(sctx, notification.SyncDidStart); err != nil {
 		return h, err
+	}
+	if !withInfo {
+		return h, nil
 	}
 
 	// Info.plist. Like libimobiledevice, a service that fails here costs

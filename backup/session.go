@@ -62,7 +62,10 @@ type session struct {
 	fs *stagingFS
 	// freeDir is where free space is measured.
 	freeDir string
-	onProg  func(Progress)
+	// src, set in a restore, is the backup the phone's files come from;
+	// the restore then answers every message itself (restore.go).
+	src    *restoreFS
+	onProg func(Progress)
 	// onFirst, if set, runs when the device's first message after the
 	// request arrives.
 	onFirst func()
@@ -184,6 +187,9 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 // device broke the protocol, or it named a path outside the backup (the
 // refusal has been sent where the protocol has room for it).
 func (s *session) dispatch(name string, msg []any) (done bool, err error) {
+	if s.src != nil {
+		return s.dispatchRestore(name, msg)
+	}
 	switch name {
 	case devicelink.MsgDownloadFiles:
 		return false, s.downloadFiles(msg)

@@ -46,6 +46,12 @@ const (
 	NotEncrypted         Code = "not_encrypted" // skipped: policy.encryption = "required" and the iPhone does not encrypt
 	ProtocolError        Code = "protocol_error"
 	Unknown              Code = "unknown"
+
+	// Restore (issue #14).
+	FindMyEnabled      Code = "find_my_enabled"      // device ErrorCode 211
+	RestoreNeedsReboot Code = "restore_needs_reboot" // device ErrorCode 102
+	IOSTooOld          Code = "ios_too_old"          // the iPhone's iOS is older than the backup's
+	BackupIncomplete   Code = "backup_incomplete"    // the backup to restore does not verify
 )
 
 // Severity tells how loudly to report a cause.
@@ -206,6 +212,30 @@ func catalogue() []Info {
 			Fix:       "Keep the iPhone unlocked and connected; if it happens again, try another USB port or cable.",
 			Severity:  SeverityWarning,
 			Transient: true,
+		},
+		{
+			Code:     FindMyEnabled,
+			Summary:  "Find My is turned on on the iPhone, and an iPhone refuses to be restored while it is.",
+			Fix:      "On the iPhone, turn off Settings > your name > Find My > Find My iPhone (it asks for the Apple Account password), then restore again.",
+			Severity: SeverityError,
+		},
+		{
+			Code:     RestoreNeedsReboot,
+			Summary:  "The iPhone was already restored once since it last started, and it takes no second restore until it restarts.",
+			Fix:      "Restart the iPhone, unlock it once it is back, then restore again.",
+			Severity: SeverityWarning,
+		},
+		{
+			Code:     IOSTooOld,
+			Summary:  "The iPhone runs an older version of iOS than the backup was made with, and an iPhone cannot take a backup from a newer iOS.",
+			Fix:      "Update iOS on the iPhone in Settings > General > Software Update to the backup's version or later, then restore again.",
+			Severity: SeverityError,
+		},
+		{
+			Code:     BackupIncomplete,
+			Summary:  "The backup chosen for the restore is incomplete or damaged, so backupd did not send it to the iPhone.",
+			Fix:      "Pick another version with \"backupd versions\" and restore from it with --from; if several are damaged, check the disk that holds the backups.",
+			Severity: SeverityError,
 		},
 		{
 			Code:     IOSUnsupported,

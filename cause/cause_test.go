@@ -22,6 +22,7 @@ var designCodes = []Code{
 	"protocol_error",
 	"not_paired", "unknown", "device_in_setup", "corrupt_backup",
 	"verify_failed", "recent", "quiet_hours", "not_encrypted",
+	"find_my_enabled", "restore_needs_reboot", "ios_too_old", "backup_incomplete",
 }
 
 func TestCatalogueComplete(t *testing.T) {

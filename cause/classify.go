@@ -19,6 +19,9 @@ const (
 	DeviceErrWrongPassword    = 207 // wrong backup password
 	DeviceErrPasscodeRequired = 208 // the passcode was not entered on the phone in time
 	DeviceErrInSetup          = 212 // the device is still in Setup Assistant
+	// Codes of a restore's final Response.
+	DeviceErrRestoreNeedsReboot = 102 // a second restore without a restart in between
+	DeviceErrFindMyEnabled      = 211 // Find My is on
 )
 
 // FromDeviceError classifies the ErrorCode of a device's final
@@ -43,6 +46,23 @@ func FromDeviceError(errorCode int) Code {
 	default:
 		return ProtocolError
 	}
+}
+
+// FromRestoreDeviceError classifies the ErrorCode of a restore's final
+// mobilebackup2 Response: 211 and 102 are the restore's own refusals,
+// and 205, which in a backup means the host's copy is damaged, means in
+// a restore that the device could not download all of the backup; the
+// rest mean what they mean in a backup.
+func FromRestoreDeviceError(errorCode int) Code {
+	switch errorCode {
+	case DeviceErrFindMyEnabled:
+		return FindMyEnabled
+	case DeviceErrRestoreNeedsReboot:
+		return RestoreNeedsReboot
+	case DeviceErrCorruptBackup:
+		return BackupIncomplete
+	}
+	return FromDeviceError(errorCode)
 }
 
 // FromLockdown classifies the Error string of a lockdownd reply. An empty

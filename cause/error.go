@@ -58,6 +58,16 @@ func FromDevice(errorCode int, description string) *Error {
 	return &Error{Code: code, DeviceErrorCode: errorCode, DeviceErrorText: description}
 }
 
+// FromRestoreDevice is FromDevice for a restore's final Response,
+// classified by FromRestoreDeviceError.
+func FromRestoreDevice(errorCode int, description string) *Error {
+	e := FromDevice(errorCode, description)
+	if c := FromRestoreDeviceError(errorCode); c != None {
+		e.Code = c
+	}
+	return e
+}
+
 // Error reads "code: what went wrong", with the device's own words when
 // there are any.
 func (e *Error) Error() string {
@@ -102,7 +112,9 @@ func (e *Error) CauseCode() Code { return e.Code }
 //   - Host storage comes next: when a write fails the device is told so
 //     and usually hangs up, so a disk-full under a disconnect is the disk.
 //   - Then what the device said in words (its final ErrorCode), then the
-//     trust and lock states lockdown reports: each names one fix.
+//     trust and lock states lockdown reports: each names one fix. The
+//     restore's own checks (backup_incomplete, ios_too_old) sit beside
+//     the device codes they stand in for.
 //   - battery_low and device_busy are checked before a backup starts.
 //   - verify_failed describes a finished transfer, so anything the device
 //     or host said before it is more specific.
@@ -121,10 +133,14 @@ func precedence() []Code {
 		HostNotWritable,
 		WrongBackupPassword,
 		PasscodeNotEntered,
+		FindMyEnabled,
+		RestoreNeedsReboot,
 		DeviceSnapshotFailed,
 		CorruptBackup,
+		BackupIncomplete,
 		DeviceInSetup,
 		IOSUnsupported,
+		IOSTooOld,
 		TrustDenied,
 		TrustPending,
 		PairingInvalid,

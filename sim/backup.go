@@ -55,6 +55,7 @@ func (d *Device) BackupPassword() string { return d.state.enc.Password() }
 func (d *Device) serveBackup(ctx context.Context, c net.Conn) error {
 	cfg := d.Config()
 	f := cfg.Faults
+	defer d.afterMobileBackup2()
 	return backupsvc.Serve(ctx, c, backupsvc.Config{
 		UDID: cfg.UDID,
 		Device: backupsvc.DeviceInfo{
@@ -67,6 +68,7 @@ func (d *Device) serveBackup(ctx context.Context, c net.Conn) error {
 		Set:               d.state.files,
 		Stats:             d.state.stats,
 		Encryption:        d.state.enc,
+		Restore:           d.state.restore,
 		Unplug:            d.Unplug,
 		RelayNotification: func(name string) { d.state.notifications.Relay(name) },
 		// iphonesim ctl unlock is the person entering the passcode.

@@ -19,11 +19,16 @@ forget UDID                   the device forgets this computer
 battery UDID LEVEL [charging] set the battery
 flap UDID CYCLES PERIOD       pull and reinsert the cable CYCLES times (PERIOD e.g. 2s)
 mutate UDID SHARE             change SHARE (0..1) of the files
+findmy UDID on|off            turn Find My on (a restore then fails with 211) or off
+reboot UDID                   restart the device (detach, come back), as after a restore
+restore-report UDID           what the last restore received: files intact, damaged, missing
 fault UDID KEY=VALUE...       set faults (clear resets them); keys: unplug-after-bytes,
                               unplug-after-files, unplug-at-step, passcode-never-entered,
                               passcode-delay, error-code, slow-link, stall-after-bytes,
                               hostile, first-message-delay, lock-never-granted,
-                              no-common-version`
+                              no-common-version (restore: error-code 102/207/208/211,
+                              unplug-at-step restore-*, hostile restore-dotdot|
+                              restore-absolute|restore-other|restore-mutate)`
 
 // Control runs one control command and returns its answer: "ok ..." or
 // "error: ...".
@@ -108,6 +113,9 @@ func (s *Sim) Control(line string) string {
 		}
 		d.SetFaults(flt)
 	default:
+		if out, ok := s.restoreControl(d, f[0], args); ok {
+			return out
+		}
 		return fmt.Sprintf("error: unknown command %q (try help)", f[0])
 	}
 	return "ok"

@@ -136,6 +136,9 @@ type Device struct {
 	state     deviceState
 	// preflightPending: usbmuxd raised the Trust dialog itself.
 	preflightPending bool
+	// rebootTime is how long a reboot keeps the device away; 0 means
+	// defaultRebootTime.
+	rebootTime time.Duration
 }
 
 type dialogState int

@@ -23,6 +23,8 @@ type deviceState struct {
 	apps          []syncsvc.App
 	stats         *backupsvc.Stats
 	enc           *backupsvc.Encryption
+	// restore: Find My, a restore since the last boot, the last report.
+	restore *backupsvc.RestoreState
 }
 
 func (d *Device) initServices() error {
@@ -38,6 +40,7 @@ func (d *Device) initServices() error {
 		apps:          syncsvc.DefaultApps(),
 		stats:         &backupsvc.Stats{},
 		enc:           backupsvc.NewEncryption(d.cfg.BackupPassword),
+		restore:       backupsvc.NewRestoreState(),
 	}
 	if d.cfg.BackupKeyRounds != (backupcrypt.Params{}) {
 		d.state.enc.SetParams(d.cfg.BackupKeyRounds)

@@ -478,7 +478,7 @@ func (r *Repo) keepLatestPresent(udid string) {
 }
 
 // prune applies retention: versions beyond KeepLast, oldest first, move to
-// trash and are deleted.
+// trash and are deleted, except the ones a restore has pinned.
 func (r *Repo) prune(ctx context.Context, udid string) error {
 	vs, err := r.Versions(udid)
 	if err != nil {
@@ -489,8 +489,15 @@ func (r *Repo) prune(ctx context.Context, udid string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := r.trash(vs[i].Path, udid+".version", nil); err != nil {
+		trashed, err := r.trashVersion(vs[i])
+		if err != nil {
 			return err
+		}
+		if !trashed {
+			// A restore or an extract reads it: the first retention
+			// after it is done removes it.
+			r.log.Info("kept an old version a restore is reading", "udid", udid, "version", vs[i].Name)
+			continue
 		}
 		r.log.Info("removed an old version", "udid", udid, "version", vs[i].Name)
 		if err := r.step("pruned"); err != nil {
@@ -542,7 +549,7 @@ func (r *Repo) Recover(ctx context.Context) ([]Recovered, error) {
 			return out, err
 		}
 		name := e.Name()
-		if active[name] {
+		if active[name] || r.latestPinned(name) {
 			continue
 		}
 		if ValidUDID(name) != nil {

@@ -106,6 +106,8 @@ type Repo struct {
 	noLinks    bool // link(2) failed as unsupported: copy from now on
 	noExchange bool // the atomic swap is unsupported here: two renames
 	said       map[string]bool
+	// pins keep the backups restores read in place (pin.go).
+	pins pins
 }
 
 // Open returns the Repo for backupDir, which must exist: a missing one is

@@ -54,6 +54,10 @@ func (r *Repo) Begin(ctx context.Context, udid string) (*Staging, error) {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("repo: begin %s: %w", udid, ErrBusy)
 	}
+	if r.latestPinned(udid) {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("repo: begin %s: %w", udid, ErrPinned)
+	}
 	s := &Staging{r: r, udid: udid}
 	r.active[udid] = s
 	r.mu.Unlock()

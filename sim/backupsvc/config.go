@@ -59,6 +59,10 @@ type Config struct {
 	// Detached and closes every connection of the device. Nil means the
 	// service only closes its own connection.
 	Unplug func()
+	// Restore is what the device remembers about restores (Find My, a
+	// restore since the last boot, the last restore's report). Nil means
+	// a throwaway one.
+	Restore *RestoreState
 	// Faults to inject.
 	Faults Faults
 	// BlockSize is the content size of one upload block; 0 means 1 MiB.

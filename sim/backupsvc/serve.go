@@ -178,6 +178,8 @@ func (s *session) request(req map[string]any) error {
 	switch name, _ := req[devicelink.KeyMessageName].(string); name {
 	case "Backup":
 		return s.backup(req)
+	case "Restore":
+		return s.restore(req)
 	case "ChangePassword":
 		oldPW, haveOld := req["OldPassword"].(string)
 		newPW, haveNew := req["NewPassword"].(string)

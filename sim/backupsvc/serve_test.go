@@ -494,7 +494,7 @@ func TestChangePassword(t *testing.T) {
 
 func TestUnsupportedRequest(t *testing.T) {
 	r := newRig(t, fileset.Spec{Seed: 5, Files: 1})
-	hostErr, serveErr := r.exchange(map[string]any{"MessageName": "Restore", "TargetIdentifier": udid}, Faults{})
+	hostErr, serveErr := r.exchange(map[string]any{"MessageName": "Unback", "TargetIdentifier": udid}, Faults{})
 	if hostErr != nil || serveErr != nil {
 		t.Fatalf("host %v, device %v", hostErr, serveErr)
 	}

@@ -124,6 +124,9 @@ type Set struct {
 	mu    sync.RWMutex
 	files []File
 	dirs  []File
+
+	byIDOnce sync.Once
+	byID     map[string]int // fileID → index into files, for AsOf
 }
 
 // New builds the set a spec describes.
