@@ -53,6 +53,7 @@ type Config struct {
 	API       APIConfig       `toml:"api"`
 	Notify    NotifyConfig    `toml:"notify"`
 	Metrics   MetricsConfig   `toml:"metrics"`
+	Web       WebConfig       `toml:"web"`
 }
 
 // Values of Policy.Encryption.
@@ -216,6 +217,16 @@ type MetricsConfig struct {
 	// Listen is a loopback address ("127.0.0.1:9737") to serve /metrics
 	// on; empty serves none.
 	Listen string `toml:"listen"`
+}
+
+// WebConfig configures the local web page (package daemon/web).
+type WebConfig struct {
+	// Listen is a loopback address ("127.0.0.1:7374") to serve the page
+	// on; empty serves none.
+	Listen string `toml:"listen"`
+	// Token, when set, must be given once in the page (or as
+	// "Authorization: Bearer <Token>" by a proxy) before anything shows.
+	Token string `toml:"token"`
 }
 
 // DefaultConfig returns the defaults: every key but state_dir and
@@ -387,6 +398,14 @@ func (c Config) Validate() error {
 		if err := loopbackOnly(c.Metrics.Listen, "/metrics"); err != nil {
 			bad("metrics.listen", "%v", err)
 		}
+	}
+	if c.Web.Listen != "" {
+		if err := loopbackOnly(c.Web.Listen, "the web page"); err != nil {
+			bad("web.listen", "%v", err)
+		}
+	}
+	if c.Web.Token != "" && len(c.Web.Token) < 16 {
+		bad("web.token", "must be at least 16 characters when set, got %d", len(c.Web.Token))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("configuration: %w", err)
