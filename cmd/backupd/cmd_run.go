@@ -92,6 +92,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		printConfigError(stderr, err)
 		return exitBadConfig
 	}
+	// --- the web page (web.listen), beside the daemon it asks ---
+	stopWeb, err := startWeb(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "backupd run: %v\n", err)
+		return exitError
+	}
+	defer stopWeb()
+	// --- end of the web page ---
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = runManaged(ctx, d.Run)

@@ -227,11 +227,21 @@ func (s *Server) phoneData(ctx context.Context, udid, cursor string, withDoctor 
 	}
 	if s.opts.Doctor != nil {
 		d.DoctorOn = true
-		if withDoctor {
+		if withDoctor && !busy(dev.State) {
 			s.runDoctor(ctx, udid, &d)
 		}
 	}
 	return d, nil
+}
+
+// busy: a backup is about to start or under way. doctor's checks would
+// take the sync lock from under it, and say another program holds it.
+func busy(st api.State) bool {
+	switch st {
+	case api.StateSettling, api.StateChecking, api.StateQueued, api.StateBackingUp, api.StateAwaitingPasscode:
+		return true
+	}
+	return false
 }
 
 // recentRuns reads the runs of the timeline's span, page by page.
@@ -269,7 +279,7 @@ func (s *Server) runDoctor(ctx context.Context, udid string, d *phoneData) {
 
 // flashes are the notes a redirect after a button leaves on the page.
 var flashes = map[string]string{
-	"backup": "Backup started. It shows here as it goes.",
+	"backup": "You asked for a backup; it shows below as it goes",
 }
 
 func (s *Server) phone(w http.ResponseWriter, r *http.Request) {

@@ -146,6 +146,8 @@ func progressOf(p *api.Progress) *progressView {
 // roughly says a duration in one or two units.
 func roughly(d time.Duration) string {
 	switch {
+	case d < time.Second:
+		return "under a second"
 	case d < time.Minute:
 		return plural(int(d.Seconds()+0.5), "second")
 	case d < time.Hour:
@@ -231,9 +233,10 @@ type mark struct {
 }
 
 type tick struct {
-	X     float64
-	Label string
-	Y     int
+	X      float64
+	Label  string
+	Y      int
+	Anchor string // the label's text-anchor: the edges' stay inside
 }
 
 // laneOf puts an outcome in a lane: 0 backed up (and running), 1 failed
@@ -262,11 +265,11 @@ func buildTimeline(runs []api.Run, now time.Time) timeline {
 		return float64(tlLeft) + min(max(f, 0), 1)*plot
 	}
 	for d := timelineDays; d >= 0; d -= 15 {
-		label := fmt.Sprintf("%d days ago", d)
+		tk := tick{X: xOf(now.Add(-time.Duration(d) * 24 * time.Hour)), Label: fmt.Sprintf("%d days ago", d), Y: tlTop + len(labels)*tlLaneH + 16, Anchor: "middle"}
 		if d == 0 {
-			label = "today"
+			tk.Label, tk.Anchor = "today", "end"
 		}
-		tl.Ticks = append(tl.Ticks, tick{X: xOf(now.Add(-time.Duration(d) * 24 * time.Hour)), Label: label, Y: tlTop + len(labels)*tlLaneH + 16})
+		tl.Ticks = append(tl.Ticks, tk)
 	}
 	counts := map[string]int{}
 	for _, r := range runs {
@@ -291,7 +294,7 @@ func buildTimeline(runs []api.Run, now time.Time) timeline {
 			parts = append(parts, fmt.Sprintf("%d %s", n, outcomeWords(o)))
 		}
 	}
-	tl.Summary = fmt.Sprintf("%d runs in the last %d days", tl.Count, timelineDays)
+	tl.Summary = fmt.Sprintf("%s in the last %d days", plural(tl.Count, "run"), timelineDays)
 	if len(parts) > 0 {
 		tl.Summary += ": " + strings.Join(parts, ", ")
 	}

@@ -319,6 +319,7 @@ func htmlEscape(s string) string {
 
 func TestPhonePage(t *testing.T) {
 	f := newFakeAPI()
+	f.devs[0].State, f.devs[0].Progress = api.StateSucceeded, nil
 	s := newTestServer(t, f, nil)
 	w := serve(s, req{method: "GET", path: "/phone/" + udidA})
 	if w.Code != http.StatusOK {
@@ -365,6 +366,28 @@ func TestPhonePage(t *testing.T) {
 	}
 }
 
+// TestPhonePageBusy: doctor's checks wait while a backup is under way;
+// they would take the sync lock from under it.
+func TestPhonePageBusy(t *testing.T) {
+	for _, st := range []api.State{api.StateBackingUp, api.StateQueued, api.StateChecking, api.StateSucceeded, api.StateAbsent} {
+		f := newFakeAPI()
+		f.devs[0].State = st
+		ran := 0
+		s := newTestServer(t, f, func(o *Options) {
+			o.Doctor = func(ctx context.Context, udid string) (doctor.Report, error) { ran++; return fakeDoctor(ctx, udid) }
+		})
+		body := serve(s, req{method: "GET", path: "/phone/" + udidA}).Body.String()
+		want := 1
+		if busy(st) {
+			want = 0
+			mustContain(t, string(st)+" page", body, "The checks run when no backup is under way")
+		}
+		if ran != want {
+			t.Errorf("state %s: doctor ran %d times, want %d", st, ran, want)
+		}
+	}
+}
+
 func TestPhonePageVersions(t *testing.T) {
 	s := newTestServer(t, newFakeAPI(), func(o *Options) {
 		o.Versions = func(context.Context, string) ([]Version, error) {
@@ -405,7 +428,7 @@ func TestBackupNowAndVerify(t *testing.T) {
 	if b, _ := f.asked(); len(b) != 1 || b[0] != udidA {
 		t.Errorf("backups asked of the API: %v", b)
 	}
-	if body := serve(s, req{method: "GET", path: "/phone/" + udidA + "?done=backup"}).Body.String(); !strings.Contains(body, "Backup started.") {
+	if body := serve(s, req{method: "GET", path: "/phone/" + udidA + "?done=backup"}).Body.String(); !strings.Contains(body, "You asked for a backup") {
 		t.Error("no note that the backup started")
 	}
 

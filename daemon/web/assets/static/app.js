@@ -107,9 +107,17 @@
     var done = card.querySelector('.done');
     if (done) { done.textContent = Math.round(p.percent) + '% · ' + bytes(p.bytes) + ', ' + p.files + ' files'; }
     var rate = card.querySelector('.rate');
-    if (rate && p.bytes_per_second > 0) { rate.textContent = bytes(p.bytes_per_second) + '/s'; }
+    if (rate) { rate.textContent = p.bytes_per_second > 0 ? ' · ' + bytes(p.bytes_per_second) + '/s' : ''; }
     var eta = card.querySelector('.eta');
-    if (eta && p.eta_seconds > 0) { eta.textContent = roughly(p.eta_seconds) + ' left'; }
+    // No estimate (too early, or done): no time left shown, not a stale one.
+    if (eta) { eta.textContent = p.eta_seconds > 0 ? ' · ' + roughly(p.eta_seconds) + ' left' : ''; }
+  }
+
+  // stale says doctor's checks, which ran when the page was drawn, may
+  // no longer hold once the phone's state has changed.
+  function stale() {
+    var note = document.getElementById('checks-stale');
+    if (note) { note.hidden = false; }
   }
 
   var source = null;
@@ -126,6 +134,7 @@
     ['state', 'run', 'usbmuxd'].forEach(function (type) {
       source.addEventListener(type, soon);
     });
+    source.addEventListener('state', stale);
     source.addEventListener('error', function () {
       say('Reconnecting…');
       if (source.readyState === EventSource.CLOSED) {
