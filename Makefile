@@ -10,7 +10,10 @@
 #   make torture the torture suite at full size, then every Fuzz target
 #                for FUZZTIME (default 10m); prints trials, failures and
 #                bytes written outside a root (scripts/torture.sh)
-#   make deps    install libimobiledevice-utils, usbmuxd and sqlite3 if missing
+#   make screenshots  the web page's screenshots in docs/screenshots, made by
+#                its browser test (headless chromium)
+#   make deps    install libimobiledevice-utils, usbmuxd, sqlite3, tmux and
+#                chromium if missing
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -45,10 +48,10 @@ CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
 
 # Debian packages the tests and the demo use, and the commands that show
 # they are installed.
-DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux
-DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux
+DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux chromium
+DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux chromium
 
-.PHONY: all build test vet cross demo bench bench-compare lint fuzz torture deps clean
+.PHONY: all build test vet cross demo screenshots bench bench-compare lint fuzz torture deps clean
 
 all: build
 
@@ -101,6 +104,10 @@ deps:
 # a backup whose cable is pulled halfway and what backupd says about it.
 demo: build
 	BIN=$(BIN) scripts/demo.sh
+
+# The README's screenshots of the web page, taken by its browser test.
+screenshots: deps
+	BACKUPD_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestE2EWebPage$$' ./cmd/backupd
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...

@@ -3,6 +3,7 @@ module github.com/backupd/backupd
 go 1.26.0
 
 require (
+	github.com/chromedp/chromedp v0.24.0
 	github.com/danielpaulus/go-ios v1.3.2
 	github.com/kardianos/service v1.3.0
 	github.com/mattn/go-isatty v0.0.24
@@ -18,7 +19,9 @@ require (
 require (
 	github.com/Masterminds/semver v1.5.0 // indirect
 	github.com/cenkalti/backoff v2.2.1+incompatible // indirect
+	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grandcat/zeroconf v1.0.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect

@@ -55,6 +55,7 @@ type Config struct {
 	// it, [notify], which configuration files already use.
 	Notify  HooksConfig   `toml:"notify"`
 	Metrics MetricsConfig `toml:"metrics"`
+	Web     WebConfig     `toml:"web"`
 }
 
 // Values of Policy.Encryption.
@@ -220,6 +221,16 @@ type MetricsConfig struct {
 	Listen string `toml:"listen"`
 }
 
+// WebConfig configures the local web page (package daemon/web).
+type WebConfig struct {
+	// Listen is a loopback address ("127.0.0.1:7374") to serve the page
+	// on; empty serves none.
+	Listen string `toml:"listen"`
+	// Token, when set, must be given once in the page (or as
+	// "Authorization: Bearer <Token>" by a proxy) before anything shows.
+	Token string `toml:"token"`
+}
+
 // DefaultConfig returns the defaults: every key but state_dir and
 // backup_dir, which depend on the platform and are main's to fill.
 func DefaultConfig() Config {
@@ -288,6 +299,7 @@ func (c Config) Validate() error {
 			p.bad("metrics.listen", "%v", err)
 		}
 	}
+	c.Web.validate(&p)
 	if err := errors.Join(p...); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -592,3 +604,16 @@ func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatIn
 
 // String writes the size for people: "1.0 GiB".
 func (b ByteSize) String() string { return api.FormatBytes(b) }
+
+// validate checks the web page's table: a loopback address only, and a
+// token long enough not to be guessed.
+func (w WebConfig) validate(p *problems) {
+	if w.Listen != "" {
+		if err := loopbackOnly(w.Listen, "the web page"); err != nil {
+			p.bad("web.listen", "%v", err)
+		}
+	}
+	if w.Token != "" && len(w.Token) < 16 {
+		p.bad("web.token", "must be at least 16 characters when set, got %d", len(w.Token))
+	}
+}

@@ -230,6 +230,9 @@ func TestConfigValidate(t *testing.T) {
 		{"tcp not loopback", func(c *Config) { c.API.TCP = "0.0.0.0:7373"; c.API.Token = strings.Repeat("x", 32) }, "api.tcp"},
 		{"tcp without token", func(c *Config) { c.API.TCP = "127.0.0.1:7373" }, "api.token"},
 		{"bad usbmuxd", func(c *Config) { c.Usbmuxd = "UNIX:" }, "usbmuxd"},
+		{"web not loopback", func(c *Config) { c.Web.Listen = "0.0.0.0:7374" }, `web.listen: "0.0.0.0:7374" is not a loopback address`},
+		{"web on a LAN name", func(c *Config) { c.Web.Listen = "nas.local:7374" }, "web.listen"},
+		{"web token too short", func(c *Config) { c.Web.Listen = "127.0.0.1:7374"; c.Web.Token = "short" }, "web.token: must be at least 16"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

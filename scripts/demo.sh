@@ -2,7 +2,8 @@
 # make demo: a simulated iPhone behind a simulated usbmuxd, backed up by
 # `backupd run` when it is plugged in; then a backup whose cable is pulled
 # halfway, and what backupd says about it. Runs in a temporary directory
-# and cleans up after itself.
+# and cleans up after itself. backupd serves its web page on
+# http://localhost:${WEB_PORT:-7374}/ while the demo runs.
 set -euo pipefail
 bin=${BIN:-bin}
 tmp=$(mktemp -d /tmp/backupd-demo.XXXXXX)
@@ -18,6 +19,8 @@ cleanup() {
 trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
+# The web page's port: WEB_PORT, or 7374.
+web_port=${WEB_PORT:-7374}
 mkdir -p "$tmp/backups"
 cat >"$conf" <<CONF
 state_dir = "$tmp/state"
@@ -30,6 +33,8 @@ retry_limit = 0
 settle = "200ms"
 [backup]
 skip_icons = true
+[web]
+listen = "127.0.0.1:$web_port"
 CONF
 step cat config.toml
 cat "$conf"
@@ -49,6 +54,17 @@ dpid=$!
 for _ in $(seq 50); do [ -S "$tmp/state/backupd.sock" ] && break; sleep 0.1; done
 [ -S "$tmp/state/backupd.sock" ] || { echo "demo: backupd did not start:"; cat "$tmp/backupd.log"; exit 1; }
 echo "backupd is running (pid $dpid); its log is JSON since it is not on a terminal"
+echo
+printf '\033[1mThe web page: http://localhost:%s/\033[0m  (it follows the demo live)\n' "$web_port"
+# On a terminal the demo waits for a person to open the page, and again
+# before it stops; DEMO_WAIT=0 runs it straight through.
+pause() {
+	if [ -t 0 ] && [ "${DEMO_WAIT:-1}" != 0 ]; then
+		printf '%s ' "$1"
+		read -r _ || true
+	fi
+}
+pause "Open the page, then press Enter to plug the iPhone in."
 
 step backupd status
 backupd status
@@ -80,6 +96,9 @@ echo "(exit code $rc: the backup failed)"
 
 step backupd status
 backupd status
+
+echo
+pause "The page is still up at http://localhost:$web_port/ (the failed run and its fix are on the phone's page). Press Enter to stop backupd."
 
 step kill -TERM backupd
 kill -TERM "$dpid"

@@ -83,6 +83,11 @@ func runDaemon(ctx context.Context, a *app, format string) error {
 	if err != nil {
 		return badConfig{err}
 	}
+	stopWeb, err := startWeb(cfg, log)
+	if err != nil {
+		return fail(exitError, "%w", err)
+	}
+	defer stopWeb()
 	err = runManaged(ctx, d.Run)
 	if err != nil {
 		if errors.Is(err, daemon.ErrAlreadyRunning) {
