@@ -70,16 +70,7 @@ func runDoctor(ctx context.Context, a *app, udid string, asJSON bool) error {
 		}
 	}
 	mux := usbmux.NewClient(usbmux.Config{Addr: addr, Timeout: doctorMuxTimeout})
-	rep, err := doctor.Run(ctx, doctor.Config{
-		BackupDir:         cfg.BackupDir,
-		FreeSpaceMargin:   uint64(max(cfg.Policy.FreeSpaceMargin, 0)),
-		MinBattery:        cfg.Policy.MinBattery,
-		WiFi:              cfg.Policy.WiFi,
-		RequireEncryption: cfg.Policy.Encryption == "required",
-		Clone:             cfg.Backup.Clone,
-		OverdueAfter:      cfg.OverdueAfter.D(),
-		UDID:              udid,
-	}, doctor.Live(mux, cfg.StateDir, cfg.BackupDir))
+	rep, err := doctor.Run(ctx, doctorConfig(cfg, udid), doctor.Live(mux, cfg.StateDir, cfg.BackupDir))
 	if err != nil {
 		return fail(exitError, "%w", err)
 	}
