@@ -64,7 +64,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			format = string(daemon.LogConsole)
 		}
 	}
-	log, err := daemon.NewLogger(stderr, daemon.LogFormat(format), cfg.LogLevel)
+	// Under systemd each JSON line carries its journald priority.
+	logOut := daemon.JournalPriorities(stderr, os.Getenv("JOURNAL_STREAM"))
+	log, err := daemon.NewLogger(logOut, daemon.LogFormat(format), cfg.LogLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "backupd run: %v\n", err)
 		return exitError
@@ -80,6 +82,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		log.Error().Err(err).Msg("cannot create state_dir")
 		return exitError
+	}
+	if tightened, err := privateStateDir(cfg.StateDir); err != nil { // statedir.go
+		fmt.Fprintf(stderr, "backupd run: %v\n", err)
+		return exitBadConfig
+	} else if tightened {
+		log.Warn().Str("state_dir", cfg.StateDir).Msg("state_dir was writable by others; it no longer is")
 	}
 
 	hook, err := testPause(os.Getenv(testPauseEnv), log)

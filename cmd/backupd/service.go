@@ -100,6 +100,14 @@ func cmdService(action string) func(args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
 			return exitError
 		}
+		if action == "install" {
+			// Refuses paths others can change; on systemd, the user,
+			// folders and hardened unit (install_prepare.go).
+			if err := prepareInstall(sc, cfg, config, stdout); err != nil {
+				printInstallError(stderr, err)
+				return exitError
+			}
+		}
 		s, err := service.New(controlOnly{}, sc)
 		if err != nil {
 			fmt.Fprintf(stderr, "backupd %s: %v\n", action, err)
