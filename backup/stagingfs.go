@@ -106,6 +106,15 @@ func split(p string) (string, string) {
 	return path.Clean(d), name
 }
 
+// A backup holds a person's private data, so what it creates is for its
+// owner alone, and stays so when copied with cp -a or rsync. A umask can
+// only take bits away, so these modes hold whatever umask the service
+// started with.
+const (
+	privateFile fs.FileMode = 0o600
+	privateDir  fs.FileMode = 0o700
+)
+
 // newFile is a new file being written.
 type newFile struct {
 	*os.File
@@ -133,7 +142,7 @@ func (c *dirCache) create(p string) (*newFile, error) {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		file, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		file, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, privateFile)
 		if err == nil {
 			return &newFile{File: file, dir: r, name: name}, nil
 		}
@@ -217,7 +226,7 @@ func (f *stagingFS) readFile(p string, limit int64) ([]byte, error) {
 
 // mkdirAll creates p and its missing parents.
 func (f *stagingFS) mkdirAll(p string) error {
-	return f.root.MkdirAll(p, 0o755)
+	return f.root.MkdirAll(p, privateDir)
 }
 
 // removeAll removes p, whatever it is; a missing p is fine.
@@ -278,7 +287,7 @@ func (f *stagingFS) copyDepth(src, dst string, depth int) error {
 	case fi.Mode().IsRegular():
 		return f.copyFile(src, dst)
 	case fi.IsDir():
-		if err := f.root.MkdirAll(dst, 0o755); err != nil {
+		if err := f.root.MkdirAll(dst, privateDir); err != nil {
 			return err
 		}
 		d, err := f.root.Open(src)

@@ -207,3 +207,54 @@ func secretText(s string) bool {
 	}
 	return false
 }
+
+// JournalPriorities returns w, or w wrapped so that each JSON log line
+// starts with its syslog priority ("<4>" for a warning) when w is the
+// stream systemd connected to the journal: journald reads the prefix as
+// the line's priority, so `journalctl -u backupd -p warning` shows exactly
+// the warnings and errors. journalStream is $JOURNAL_STREAM, the device
+// and inode ("dev:ino") of that stream; a w that is not it (a pipe or
+// file the output was redirected to) is returned as it is. Only JSON
+// lines get the prefix: NewLogger's console format writes through Write,
+// unchanged.
+func JournalPriorities(w io.Writer, journalStream string) io.Writer {
+	if journalStream == "" || !isStream(w, journalStream) {
+		return w
+	}
+	return journalWriter{w}
+}
+
+// journalWriter prefixes each line zerolog writes with its priority.
+type journalWriter struct{ w io.Writer }
+
+func (j journalWriter) Write(p []byte) (int, error) { return j.w.Write(p) }
+
+// WriteLevel is called by zerolog with one whole event, so the prefix and
+// the line go out in one write and lines from concurrent loggers do not
+// interleave.
+func (j journalWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	line := make([]byte, 0, len(p)+3)
+	line = append(line, '<', '0'+syslogPriority(l), '>')
+	if _, err := j.w.Write(append(line, p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// syslogPriority maps zerolog's levels to syslog's, as sd-daemon(3) lists
+// them: err 3, warning 4, info 6, debug 7.
+func syslogPriority(l zerolog.Level) byte {
+	switch l {
+	case zerolog.PanicLevel:
+		return 0 // emerg
+	case zerolog.FatalLevel:
+		return 2 // crit
+	case zerolog.ErrorLevel:
+		return 3
+	case zerolog.WarnLevel:
+		return 4
+	case zerolog.DebugLevel, zerolog.TraceLevel:
+		return 7
+	}
+	return 6 // info, and a line without a level
+}

@@ -99,6 +99,11 @@ func (e *configError) Error() string { return strings.Join(e.msgs, "\n") }
 // *configError whose lines say "file:line: key: problem".
 func loadConfig(path string) (cfg fileConfig, found bool, err error) {
 	cfg = defaultFileConfig()
+	defer func() { // an empty usbmuxd key: USBMUXD_SOCKET_ADDRESS (usbmuxd_env.go)
+		if err == nil {
+			err = cfg.usbmuxdFromEnv(os.Getenv)
+		}
+	}()
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return cfg, false, cfg.validate(path, nil)

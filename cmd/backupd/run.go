@@ -75,6 +75,11 @@ func runDaemon(ctx context.Context, a *app, format string) error {
 		log.Error().Err(err).Msg("cannot create state_dir")
 		return exitWith(exitError)
 	}
+	if tightened, err := privateStateDir(cfg.StateDir); err != nil { // statedir.go
+		return fail(exitBadConfig, "%w", err)
+	} else if tightened {
+		log.Warn().Str("state_dir", cfg.StateDir).Msg("state_dir was writable by others; it no longer is")
+	}
 	opts := daemon.Options{Logger: log, Version: version}
 	if err := injectFaults(&opts, log); err != nil {
 		return fail(exitUsage, "%w", err)
@@ -112,6 +117,8 @@ func daemonLogger(w io.Writer, format string, cfg fileConfig) (zerolog.Logger, e
 			format = string(daemon.LogConsole)
 		}
 	}
+	// Under systemd each JSON line carries its journald priority.
+	w = daemon.JournalPriorities(w, os.Getenv("JOURNAL_STREAM"))
 	return daemon.NewLogger(w, daemon.LogFormat(format), cfg.LogLevel)
 }
 

@@ -102,6 +102,13 @@ func controlService(a *app, action string) error {
 	if err != nil {
 		return fail(exitError, "%w", err)
 	}
+	if action == "install" {
+		// Refuses paths others can change; on systemd, the user,
+		// folders and hardened unit (install_prepare.go).
+		if err := prepareInstall(sc, cfg, a.configPath, a.stdout); err != nil {
+			return fail(exitError, "%w", err)
+		}
+	}
 	s, err := service.New(controlOnly{}, sc)
 	if err != nil {
 		return fail(exitError, "%w", err)
