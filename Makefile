@@ -11,6 +11,12 @@
 #                for FUZZTIME (default 10m); prints trials, failures and
 #                bytes written outside a root (scripts/torture.sh)
 #   make deps    install libimobiledevice-utils, usbmuxd and sqlite3 if missing
+#   make dist    release archives for six platforms and SHA256SUMS in dist/
+#                (scripts/dist.sh; reproducible)
+#   make deb     Debian packages for amd64, arm64 and armhf in dist/
+#                (scripts/deb.sh, dpkg-deb)
+#   make package-test  the amd64 package installed into a throwaway Debian
+#                root (debootstrap) and checked there, as root; CI runs it
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -41,10 +47,12 @@ CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
 
 # Debian packages the tests and the demo use, and the commands that show
 # they are installed.
-DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux
-DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux
+# dpkg-dev, lintian, debootstrap and systemd (systemd-analyze) are for the
+# packaging tests and make package-test.
+DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux dpkg-dev lintian debootstrap systemd
+DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux dpkg-deb lintian debootstrap systemd-analyze
 
-.PHONY: all build test vet cross demo bench bench-compare lint fuzz torture deps clean
+.PHONY: all build test vet cross demo bench bench-compare lint fuzz torture deps clean dist deb package-test
 
 all: build
 
@@ -131,5 +139,19 @@ fuzz:
 torture: deps $(BBOLT)
 	PATH="$(dir $(BBOLT)):$$PATH" GO=$(GO) FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/torture.sh
 
+# Release archives and Debian packages, into dist/. The same commit gives
+# the same bytes (SOURCE_DATE_EPOCH is the commit's time).
+dist:
+	GO=$(GO) VERSION=$(VERSION) scripts/dist.sh
+
+deb:
+	GO=$(GO) VERSION=$(VERSION) scripts/deb.sh
+
+# The .deb installed into a debootstrapped Debian root: the user, folders,
+# modes, doctor and a backup as backupd, remove and purge. Needs root and
+# Debian's mirror the first time (the root is kept in bin/cache).
+package-test: deps
+	GO=$(GO) scripts/package-test.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
