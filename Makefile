@@ -12,8 +12,13 @@
 #                bytes written outside a root (scripts/torture.sh)
 #   make screenshots  the web page's screenshots in docs/screenshots, made by
 #                its browser test (headless chromium)
-#   make deps    install libimobiledevice-utils, usbmuxd, sqlite3, tmux and
-#                chromium if missing
+#   make deps    install the Debian packages the tests use if missing
+#   make dist    release archives for six platforms and SHA256SUMS in dist/
+#                (scripts/dist.sh; reproducible)
+#   make deb     Debian packages for amd64, arm64 and armhf in dist/
+#                (scripts/deb.sh, dpkg-deb)
+#   make package-test  the amd64 package installed into a throwaway Debian
+#                root (debootstrap) and checked there, as root; CI runs it
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -48,10 +53,13 @@ CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
 
 # Debian packages the tests and the demo use, and the commands that show
 # they are installed.
-DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux chromium
-DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux chromium
+# chromium is for the web page's browser test; dpkg-dev, lintian,
+# debootstrap and systemd (systemd-analyze) are for the packaging tests and
+# make package-test.
+DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux chromium dpkg-dev lintian debootstrap systemd
+DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux chromium dpkg-deb lintian debootstrap systemd-analyze
 
-.PHONY: all build test vet cross demo screenshots bench bench-compare lint fuzz torture deps clean
+.PHONY: all build test vet cross demo screenshots bench bench-compare lint fuzz torture deps clean dist deb package-test
 
 all: build
 
@@ -145,5 +153,19 @@ fuzz:
 torture: deps $(BBOLT)
 	PATH="$(dir $(BBOLT)):$$PATH" GO=$(GO) TESTTAGS="$(TESTTAGS)" FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m) scripts/torture.sh
 
+# Release archives and Debian packages, into dist/. The same commit gives
+# the same bytes (SOURCE_DATE_EPOCH is the commit's time).
+dist:
+	GO=$(GO) VERSION=$(VERSION) scripts/dist.sh
+
+deb:
+	GO=$(GO) VERSION=$(VERSION) scripts/deb.sh
+
+# The .deb installed into a debootstrapped Debian root: the user, folders,
+# modes, doctor and a backup as backupd, remove and purge. Needs root and
+# Debian's mirror the first time (the root is kept in bin/cache).
+package-test: deps
+	GO=$(GO) scripts/package-test.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

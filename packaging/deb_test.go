@@ -119,6 +119,7 @@ func TestDebFiles(t *testing.T) {
 		"./usr/share/doc/backupd/changelog.gz",
 		"./usr/share/doc/backupd/copyright",
 		"./usr/share/fish/vendor_completions.d/backupd.fish",
+		"./usr/share/lintian/overrides/backupd",
 		"./usr/share/zsh/vendor-completions/_backupd",
 	}
 	slices.Sort(files)
@@ -150,8 +151,15 @@ func TestDebFiles(t *testing.T) {
 			t.Errorf("the unit lacks %q", line)
 		}
 	}
+	// verify checks that ExecStart exists: the copy verified runs the
+	// package's binary where it was unpacked, and is otherwise the same.
 	analyze := simtest.RequireTool(t, "systemd-analyze")
-	out, err := exec.Command(analyze, "verify", "--root="+root, "/lib/systemd/system/backupd.service").CombinedOutput()
+	check := filepath.Join(t.TempDir(), "backupd.service")
+	text := strings.Replace(string(unit), "ExecStart=/usr/bin/backupd ", "ExecStart="+filepath.Join(root, "usr/bin/backupd")+" ", 1)
+	if err := os.WriteFile(check, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", check).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "backupd.service") {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}

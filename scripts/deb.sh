@@ -30,10 +30,10 @@ done
 
 # debian_version turns a git describe into a Debian version, which must
 # start with a digit: v1.2.0 -> 1.2.0, v1.2.0-3-gabc -> 1.2.0+3.gabc,
-# a bare commit abc123 -> 0.0~git20261204.abc123.
+# a bare commit abc123(-dirty) -> 0.0~git20261204.abc123(.dirty).
 debian_version() {
 	local v=${1#v}
-	if [[ $v =~ ^[0-9] ]]; then
+	if [[ $v =~ ^[0-9]+\.[0-9] ]]; then
 		echo "${v//-/+}" | sed 's/+\([0-9]*\)+g/+\1.g/'
 	else
 		echo "0.0~git$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d).${v//-/.}"

@@ -33,7 +33,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: distpack tar|zip OUT DIR | distpack sums OUT FILE...")
+		return fmt.Errorf("usage: distpack tar|zip OUT DIR, or distpack sums OUT FILE")
 	}
 	switch args[0] {
 	case "tar", "zip":
