@@ -47,7 +47,8 @@ func TestRunAndControl(t *testing.T) {
 	var out, errOut bytes.Buffer
 	done := make(chan int)
 	go func() { done <- run([]string{"--socket", sock, "--devices", "2", "--files", "10"}, &out, &errOut) }()
-	for i := 0; i < 100; i++ {
+	// Up to 10 s: a loaded CI machine starts the simulator slowly.
+	for i := 0; i < 500; i++ {
 		if _, err := os.Stat(sock + ".ctl"); err == nil {
 			break
 		}
