@@ -308,8 +308,9 @@ func waitRestore(ctx context.Context, stream *client.EventStream, udid, name str
 		if ev.UDID != udid {
 			continue
 		}
-		if ev.Name != "" {
+		if ev.Name != "" && ev.Name != name {
 			name = ev.Name
+			who = fmt.Sprintf("%s (%s)", name, shortUDID(udid))
 		}
 		switch ev.Type {
 		case api.EventProgress:
