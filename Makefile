@@ -5,7 +5,7 @@
 #   make demo    a simulated iPhone, backed up by backupd
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   benchmarks
-#   make bench-compare  backupd's engine against idevicebackup2 (W1, W2, W3)
+#   make bench-compare  backupd's engine against idevicebackup2 (W1, W2, W3; restore of W1, W2)
 #   make fuzz    every Fuzz target for FUZZTIME each
 #   make torture the torture suite at full size, then every Fuzz target
 #                for FUZZTIME (default 10m); prints trials, failures and

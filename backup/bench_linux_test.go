@@ -72,7 +72,8 @@ type childResult struct {
 }
 
 // benchChild runs one backup: BACKUPD_BENCH_CHILD=<usbmuxd address>,
-// BENCH_UDID, BENCH_DIR, BENCH_FULL=1 to force a full backup.
+// BENCH_UDID, BENCH_DIR, BENCH_FULL=1 to force a full backup;
+// BENCH_RESTORE=1 restores the latest backup instead (restoreChild).
 func benchChild() int {
 	addr, err := usbmux.ParseAddr(os.Getenv(benchChildEnv))
 	if err != nil {
@@ -99,6 +100,9 @@ func benchChild() int {
 		return 2
 	}
 	defer r.Close()
+	if os.Getenv(benchRestoreEnv) == "1" {
+		return restoreChild(ctx, mux, dev, r)
+	}
 	res, err := New(mux, Options{}).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
 	out := childResult{Result: res, VmHWM: vmHWM(os.Getpid())}
 	if err != nil {

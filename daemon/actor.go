@@ -26,6 +26,7 @@ const (
 	msgSlowLink                    // a USB 3 device is on a USB 2 link
 	msgPaired                      // usbmuxd saved a pair record for it
 	msgManual                      // someone asked for a backup (full, reply)
+	msgRestore                     // someone asked for a restore (restore, reply)
 )
 
 // actorMsg is one thing an actor is told.
@@ -36,7 +37,9 @@ type actorMsg struct {
 	status usbmux.DeviceStability
 	at     time.Time
 	full   bool
-	reply  chan error
+	// restore is a restore the API accepted (msgRestore).
+	restore *restoreReq
+	reply   chan error
 }
 
 // Why an attempt's context was cancelled, besides the daemon stopping.
@@ -190,6 +193,8 @@ func (l *loop) handle(m actorMsg) {
 		}
 	case msgManual:
 		l.manual(m)
+	case msgRestore:
+		l.restore(m)
 	}
 }
 
@@ -230,6 +235,7 @@ func (l *loop) stop(ctx context.Context) {
 		l.cur.cancel(context.Cause(ctx))
 		<-l.cur.done
 	}
+	l.dropPending()
 }
 
 // present: a connection settled.
@@ -257,6 +263,7 @@ func (l *loop) present(m actorMsg) {
 	case l.cur.gone:
 		// The attempt over the old connection is winding down; start
 		// afresh when it has.
+		l.dropPending()
 		l.pending = &attemptReq{trigger: store.TriggerPlugIn}
 	}
 }
@@ -276,7 +283,7 @@ func (l *loop) absent(m actorMsg) {
 	}
 	if !l.connected() {
 		l.stopTimer()
-		l.pending = nil
+		l.dropPending()
 		if l.cur == nil {
 			l.a.setState(api.StateAbsent, cause.None, "", time.Time{})
 		}
@@ -292,6 +299,12 @@ func (l *loop) manual(m actorMsg) {
 		return
 	}
 	req := attemptReq{trigger: store.TriggerManual, manual: true, full: m.full}
+	if l.pending != nil && l.pending.restore != nil {
+		// A restore waits to run; a backup now would overwrite nothing
+		// useful and delay it.
+		m.reply <- errBusy
+		return
+	}
 	if l.cur == nil {
 		l.start(req)
 		m.reply <- nil
@@ -315,7 +328,7 @@ func (l *loop) refusal() error {
 		return errStopping
 	case !l.connected():
 		return errNotConnected
-	case l.cur != nil && l.a.currentPhase() == phaseBackup:
+	case l.cur != nil && (l.a.currentPhase() == phaseBackup || l.a.currentPhase() == phaseRestore):
 		return errBusy
 	}
 	if conn, why := l.admission(); conn == nil {
@@ -371,7 +384,7 @@ func (l *loop) done(res attemptResult) {
 	l.slow = l.slow || res.slow
 	if !l.connected() {
 		l.a.setState(api.StateAbsent, cause.None, "", time.Time{})
-		l.pending = nil
+		l.dropPending()
 		return
 	}
 	if l.pending != nil {
@@ -392,6 +405,12 @@ func (l *loop) done(res attemptResult) {
 // recheck, the next scheduled backup, or a retry after a transient
 // failure.
 func (l *loop) schedule(req attemptReq, res attemptResult) {
+	if res.kind == resRestored {
+		// Nothing to retry: a person asked for the restore and hears how
+		// it went. A phone that restarts after it comes back as a
+		// plug-in.
+		return
+	}
 	l.waitTrust = res.waitTrust
 	next := res.next
 	nextReq := attemptReq{trigger: res.nextTrigger, recheck: true}

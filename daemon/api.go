@@ -28,6 +28,8 @@ type backend interface {
 	subscribe() (<-chan api.Event, func())
 	verify(ctx context.Context, udid string, versions bool) ([]api.VerifyResult, error)
 	setEncryption(ctx context.Context, udid string, enable bool, password string) (api.EncryptionResponse, error)
+	restore(ctx context.Context, udid string, req api.RestoreRequest) (api.RestoreResponse, error)
+	versions(ctx context.Context, udid, from string) (api.VersionsResponse, error)
 }
 
 func (d *Daemon) subscribe() (<-chan api.Event, func()) { return d.bus.subscribe() }
@@ -58,6 +60,8 @@ func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("POST "+p+"/devices/{udid}/verify", h.verify)
 	mux.HandleFunc("POST "+p+"/verify", h.verify)
 	mux.HandleFunc("POST "+p+"/devices/{udid}/encryption", h.encryption)
+	mux.HandleFunc("POST "+p+"/devices/{udid}/restore", h.restore)
+	mux.HandleFunc("GET "+p+"/devices/{udid}/versions", h.versions)
 	mux.HandleFunc("GET "+p+"/runs", h.runs)
 	mux.HandleFunc("GET "+p+"/runs/{id}", h.run)
 	mux.HandleFunc("GET "+p+"/events", h.events)
@@ -193,6 +197,32 @@ func (h *apiHandler) encryption(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := h.b.setEncryption(r.Context(), r.PathValue("udid"), req.Enable, req.Password)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.reply(w, r, http.StatusOK, resp)
+}
+
+// restore starts a restore. The request carries the backup's password:
+// nothing here logs the body.
+func (h *apiHandler) restore(w http.ResponseWriter, r *http.Request) {
+	var req api.RestoreRequest
+	if !h.readBody(w, r, &req) {
+		return
+	}
+	resp, err := h.b.restore(r.Context(), r.PathValue("udid"), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.reply(w, r, http.StatusAccepted, resp)
+}
+
+// versions lists a phone's kept backups; ?from= keeps the one a
+// restore's From names.
+func (h *apiHandler) versions(w http.ResponseWriter, r *http.Request) {
+	resp, err := h.b.versions(r.Context(), r.PathValue("udid"), r.URL.Query().Get("from"))
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -38,6 +38,10 @@ type fakeBackend struct {
 	// setEncryption answers with.
 	encryption    []api.EncryptionRequest
 	encryptionErr error
+	// restores records the restore requests; versionsFrom the from of
+	// each versions request.
+	restores     []api.RestoreRequest
+	versionsFrom []string
 }
 
 func newFakeBackend() *fakeBackend { return &fakeBackend{bus: newBus(time.Now)} }
@@ -100,6 +104,23 @@ func (f *fakeBackend) verify(_ context.Context, udid string, versions bool) ([]a
 		{UDID: fakeDevice.UDID, Latest: true, OK: true, Files: 10, Size: 1 << 20},
 		{UDID: fakeDevice.UDID, Version: "2025-01-02T03-04-05.000Z", OK: false, Problems: []string{"Manifest.db is missing"}, Cause: cause.VerifyFailed},
 	}, nil
+}
+
+func (f *fakeBackend) restore(_ context.Context, udid string, req api.RestoreRequest) (api.RestoreResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.restores = append(f.restores, req)
+	if udid != fakeDevice.UDID {
+		return api.RestoreResponse{}, &api.Error{Code: api.ErrNotFound, Message: "no iPhone with UDID " + udid + " is known"}
+	}
+	return api.RestoreResponse{UDID: udid, Source: req.Source, Version: "v1", SafetyBackup: req.WantsSafetyBackup(), Message: "accepted"}, nil
+}
+
+func (f *fakeBackend) versions(_ context.Context, udid, from string) (api.VersionsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.versionsFrom = append(f.versionsFrom, from)
+	return api.VersionsResponse{UDID: udid, Versions: []api.VersionInfo{{ID: "v1", Latest: true, Verified: true}}}, nil
 }
 
 func (f *fakeBackend) setEncryption(_ context.Context, udid string, enable bool, password string) (api.EncryptionResponse, error) {
@@ -509,4 +530,45 @@ func TestRunsQuery(t *testing.T) {
 	if _, err := d.run(999); !errors.As(err, &ae) || ae.Code != api.ErrNotFound {
 		t.Errorf("run 999: %v", err)
 	}
+}
+
+// TestAPIRestoreAndVersions: the restore request reaches the backend
+// whole (the safety backup is on unless turned off), versions passes
+// from on, and an unknown phone is not_found.
+func TestAPIRestoreAndVersions(t *testing.T) {
+	f := newFakeBackend()
+	c, _ := serveFake(t, f)
+	ctx := ctxT(t)
+	no := false
+	reqs := []api.RestoreRequest{
+		{Source: "other", From: "2025-03-01", Password: "pw", SkipApps: true, NoReboot: true},
+		{SafetyBackup: &no},
+	}
+	for _, req := range reqs {
+		resp, err := c.Restore(ctx, fakeDevice.UDID, req)
+		if err != nil || resp.Version != "v1" || resp.SafetyBackup != req.WantsSafetyBackup() {
+			t.Errorf("Restore(%+v) = %+v, %v", req, resp, err)
+		}
+	}
+	if _, err := c.Restore(ctx, "nope", api.RestoreRequest{}); !isAPIError(err, api.ErrNotFound, http.StatusNotFound) {
+		t.Errorf("Restore(unknown) = %v", err)
+	}
+	f.mu.Lock()
+	got := slices.Clone(f.restores)
+	f.mu.Unlock()
+	if len(got) != 3 || got[0].Source != "other" || got[0].From != "2025-03-01" || got[0].Password != "pw" || !got[0].SkipApps || !got[0].NoReboot ||
+		!got[0].WantsSafetyBackup() || got[1].WantsSafetyBackup() {
+		t.Errorf("the backend got %+v", got)
+	}
+	for _, from := range []string{"", "latest"} {
+		vs, err := c.Versions(ctx, fakeDevice.UDID, from)
+		if err != nil || len(vs.Versions) != 1 || vs.Versions[0].ID != "v1" {
+			t.Errorf("Versions(from %q) = %+v, %v", from, vs, err)
+		}
+	}
+	f.mu.Lock()
+	if strings.Join(f.versionsFrom, ",") != ",latest" {
+		t.Errorf("versions was asked from %q", f.versionsFrom)
+	}
+	f.mu.Unlock()
 }

@@ -35,6 +35,10 @@ type attemptReq struct {
 	// was still checking; that attempt's backup, if it succeeds, is the
 	// one asked for.
 	metByCurrent bool
+	// restore, when set, makes the attempt a restore (restore.go).
+	restore *restoreReq
+	// note goes into the backup's run record (a safety backup says so).
+	note string
 }
 
 // resultKind is how an attempt ended.
@@ -48,6 +52,9 @@ const (
 	// resGone: the device left, or the daemon is stopping; nothing to
 	// schedule.
 	resGone
+	// resRestored: a restore ended, however it went; nothing to
+	// schedule.
+	resRestored
 )
 
 // attemptResult is what an attempt tells the actor.
@@ -78,6 +85,9 @@ type attemptHandle struct {
 // apply the policy, and back it up if the policy says so. It records
 // what it decided and tells the actor when to look again.
 func (a *actor) attempt(ctx context.Context, req attemptReq) attemptResult {
+	if req.restore != nil {
+		return a.restoreAttempt(ctx, req)
+	}
 	d := a.d
 	a.setPhase(phaseChecking)
 	defer a.setPhase(phaseIdle)
@@ -274,7 +284,7 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 	start := d.now()
 	run, err := d.beginRun(store.Run{
 		UDID: a.udid, DeviceName: facts.Name, IOSVersion: facts.ProductVersion, Trigger: req.trigger,
-		Start: start, Link: req.dev.ConnType, LinkSpeed: req.dev.Speed,
+		Start: start, Link: req.dev.ConnType, LinkSpeed: req.dev.Speed, Note: req.note,
 	})
 	if err != nil {
 		// Without a record there is no telling anyone how it went; the
@@ -294,6 +304,7 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 
 	run.End = d.now()
 	run.Bytes, run.Files, run.Encrypted = res.Bytes, res.Files, res.Encrypted
+	run.Note = req.note
 	out := attemptResult{kind: a.outcome(&run, res, berr, why, slow)}
 	stored, _ := d.finishRun(run)
 	out.cause = stored.Cause

@@ -129,7 +129,8 @@ func (o *observers) handle(ev api.Event) {
 			return
 		}
 		delete(o.passcode, r.UDID)
-		if o.metrics != nil {
+		if o.metrics != nil && r.Kind != api.KindRestore {
+			// The metrics count backups; a restore is none.
 			o.metrics.ObserveRun(metrics.Run{UDID: r.UDID, Name: r.DeviceName, Outcome: r.Outcome, Cause: string(r.Cause),
 				Bytes: r.Bytes, Duration: runDuration(r), End: r.End})
 		}
@@ -155,14 +156,22 @@ func (o *observers) runEvent(r *api.Run) hook.Event {
 		api.OutcomeSuccess: hook.KindSuccess, api.OutcomeFailed: hook.KindFailure,
 		api.OutcomeSkipped: hook.KindSkip, api.OutcomeInterrupted: hook.KindInterrupted,
 	}[r.Outcome]
+	if r.Kind == api.KindRestore {
+		// A restore cut short by a stop failed as far as the phone is
+		// concerned: it may hold part of the backup.
+		kind = hook.KindRestoreFailure
+		if r.Outcome == api.OutcomeSuccess {
+			kind = hook.KindRestoreSuccess
+		}
+	}
 	ev := hook.Event{
 		Event: kind, Time: r.End, UDID: r.UDID, Device: r.DeviceName, Outcome: r.Outcome,
 		Cause: string(r.Cause), Summary: r.Summary, Fix: r.Fix, Note: r.Note,
 		DeviceErrorCode: r.DeviceErrorCode, DeviceErrorText: r.DeviceErrorText,
 		Bytes: r.Bytes, Files: r.Files, DurationSeconds: runDuration(r).Seconds(),
-		RunID: r.ID, Trigger: r.Trigger,
+		RunID: r.ID, Trigger: r.Trigger, Source: r.Source, BackupVersion: r.Version,
 	}
-	if r.Outcome == api.OutcomeSuccess {
+	if r.Outcome == api.OutcomeSuccess && r.Kind != api.KindRestore {
 		ev.LastSuccess = r.End
 	} else if dev, err := o.d.store.Device(r.UDID); err == nil {
 		ev.LastSuccess = dev.LastSuccess.Time

@@ -17,6 +17,9 @@ type progressReporter struct {
 	a       *actor
 	started time.Time
 	last    time.Time
+	// state is what the events say the device does: backing_up when
+	// empty, restoring for a restore.
+	state api.State
 }
 
 // progressEvery throttles progress events; the engine reports up to ten
@@ -44,7 +47,11 @@ func (r *progressReporter) report(p backup.Progress) {
 	r.a.mu.Lock()
 	name := r.a.v.name
 	r.a.mu.Unlock()
-	r.a.d.bus.publish(api.Event{Type: api.EventProgress, UDID: r.a.udid, Name: name, State: api.StateBackingUp, Progress: ap})
+	state := r.state
+	if state == "" {
+		state = api.StateBackingUp
+	}
+	r.a.d.bus.publish(api.Event{Type: api.EventProgress, UDID: r.a.udid, Name: name, State: state, Progress: ap})
 }
 
 // watchdog cancels a backup whose progress stops: no change in the

@@ -256,18 +256,8 @@ func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
 	case <-ctx.Done():
 		return &api.Error{Code: api.ErrUnavailable, Message: "the device's worker did not answer: " + ctx.Err().Error()}
 	}
-	var refused *refusedError
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.Is(err, errNotConnected):
-		return &api.Error{Code: api.ErrNotConnected, Message: err.Error()}
-	case errors.Is(err, errBusy):
-		return &api.Error{Code: api.ErrBusy, Message: err.Error()}
-	case errors.Is(err, errStopping):
-		return &api.Error{Code: api.ErrUnavailable, Message: err.Error()}
-	case errors.As(err, &refused):
-		return &api.Error{Code: api.ErrRefused, Message: err.Error()}
 	}
-	return err
+	return requestError(err)
 }

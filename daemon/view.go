@@ -41,6 +41,7 @@ const (
 	phaseIdle     phase = iota // no attempt, or its backup has ended
 	phaseChecking              // checking trust, facts and policy
 	phaseBackup                // queued for a slot or backing up
+	phaseRestore               // a restore (its safety backup is phaseBackup)
 )
 
 // keepTransitions bounds view.transitions: enough for the story of the

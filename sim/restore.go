@@ -125,8 +125,9 @@ func (s *Sim) restoreControl(d *Device, cmd string, args []string) (string, bool
 }
 
 // FormatRestoreReport prints a report as the control command
-// restore-report does: key=value lines, then one line per file that did
-// not arrive intact ("damaged ID", "missing ID", "unknown ID").
+// restore-report does: key=value lines (started= is when the Restore
+// request came, before any byte), then one line per file that did not
+// arrive intact ("damaged ID", "missing ID", "unknown ID").
 func FormatRestoreReport(r RestoreReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "source=%s target=%s done=%t error-code=%d", r.Source, r.Target, r.Done, r.ErrorCode)
@@ -147,6 +148,9 @@ func FormatRestoreReport(r RestoreReport) string {
 		fmt.Fprintf(&b, "%s:%v", k, r.Options[k])
 	}
 	fmt.Fprintf(&b, " password=%t", r.HasPassword)
+	if !r.Started.IsZero() {
+		fmt.Fprintf(&b, "\nstarted=%s", r.Started.UTC().Format(time.RFC3339Nano))
+	}
 	for _, l := range []struct {
 		what string
 		ids  []string

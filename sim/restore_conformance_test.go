@@ -230,3 +230,30 @@ func TestIdevicebackup2RestoreMutate(t *testing.T) {
 		t.Fatalf("idevicebackup2 kept Manifest.db although the phone asked to remove it: %v", err)
 	}
 }
+
+// TestIdevicebackup2RestoreEncrypted: Debian's idevicebackup2 restores an
+// encrypted backup it made, with the password: the device unlocks the
+// backup's keybag, decrypts Manifest.db and each file, and finds every
+// file intact. With a wrong password it refuses with ErrorCode 207
+// before it asks for any file.
+func TestIdevicebackup2RestoreEncrypted(t *testing.T) {
+	s, devs := simtest.StartT(t, DeviceConfig{BackupPassword: "s3cret", Files: FileSpec{Count: 60, MinSize: 1, MaxSize: 64 << 10}})
+	d := devs[0]
+	dir := t.TempDir()
+	backupWithTool(t, s, d, dir)
+
+	out, err := runTool(t, s, 3*time.Minute, "idevicebackup2", "-u", d.UDID(), "restore", "--system", "--password", "wrong", dir)
+	rep := d.LastRestore()
+	if err == nil || rep.ErrorCode != 207 || rep.Asked != 0 {
+		t.Fatalf("restore with a wrong password: %v\n%s\n%s", err, out, FormatRestoreReport(rep))
+	}
+	waitPlugged(t, d)
+	out, err = runTool(t, s, 3*time.Minute, "idevicebackup2", "-u", d.UDID(), "restore", "--system", "--password", "s3cret", dir)
+	if err != nil || !strings.Contains(out, "Restore Successful.") {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	rep = d.LastRestore()
+	if !rep.Done || rep.ErrorCode != 0 || !rep.HasPassword || rep.Asked != 60 || rep.Intact != 60 || len(rep.Damaged)+len(rep.Missing)+len(rep.Unknown) != 0 {
+		t.Fatalf("the device did not get every file intact:\n%s", FormatRestoreReport(rep))
+	}
+}

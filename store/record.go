@@ -76,6 +76,10 @@ type Kind string
 const (
 	KindFull        Kind = "full"
 	KindIncremental Kind = "incremental"
+	// KindRestore: the run put a kept backup back on the device (Source
+	// and Version say which). It never becomes the device's LastSuccess,
+	// which is about backups.
+	KindRestore Kind = "restore"
 )
 
 // Run is the record of one backup attempt, or of one decision not to make
@@ -116,6 +120,11 @@ type Run struct {
 	Verify string `json:"verify,omitempty"`
 	// VersionPath is where the backup this run made was kept.
 	VersionPath string `json:"version_path,omitempty"`
+	// Source and Version name the backup a restore (KindRestore) put on
+	// the device: the phone it is of and its name as `backupd versions`
+	// prints it.
+	Source  string `json:"source,omitempty"`
+	Version string `json:"version,omitempty"`
 	// Note is free text, such as "skipped: recent".
 	Note string `json:"note,omitempty"`
 }

@@ -227,7 +227,8 @@ func (s *Store) create(tx *bolt.Tx, r *Run) error {
 // in; every field but the ones that identify the run (ID, UDID, Start,
 // Trigger, which must be unchanged or zero) replaces the stored one. A
 // failed, skipped or interrupted run without a cause gets unknown (or
-// interrupted). A success becomes its device's LastSuccess. It returns
+// interrupted). A successful backup (not a restore) becomes its device's
+// LastSuccess. It returns
 // the record as stored; ErrNotRunning if the run has already ended.
 func (s *Store) FinishRun(r Run) (Run, error) {
 	if !r.Outcome.final() {
@@ -274,7 +275,7 @@ func (s *Store) finish(tx *bolt.Tx, r Run) (Run, error) {
 	if err := b.putRun(key, r, raw); err != nil {
 		return Run{}, err
 	}
-	if r.Outcome != OutcomeSuccess {
+	if r.Outcome != OutcomeSuccess || r.Kind == KindRestore {
 		return r, nil
 	}
 	d, draw, ok, err := b.getDevice(r.UDID)

@@ -505,3 +505,31 @@ func devicesEqual(a, b Device) bool {
 	}
 	return a == b
 }
+
+// TestRestoreRun: a restore is a run of its own kind, with the backup it
+// put back; it becomes the device's LastAttempt but never its
+// LastSuccess, which says when the phone was last backed up.
+func TestRestoreRun(t *testing.T) {
+	s := newStore(t)
+	backup := finish(t, s, begin(t, s, run("a", t0)), OutcomeSuccess, t0.Add(time.Minute))
+	rr := run("a", t0.Add(time.Hour))
+	rr.Trigger, rr.Kind, rr.Source, rr.Version = TriggerManual, KindRestore, "b", "2025-03-01T09-01-00.000Z"
+	restored := finish(t, s, begin(t, s, rr), OutcomeSuccess, t0.Add(2*time.Hour))
+	got, err := s.Run(restored.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != KindRestore || got.Source != "b" || got.Version != rr.Version || got.Outcome != OutcomeSuccess {
+		t.Errorf("stored restore = %+v", got)
+	}
+	d, err := s.Device("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.LastAttempt.ID != restored.ID {
+		t.Errorf("LastAttempt = %d, want the restore %d", d.LastAttempt.ID, restored.ID)
+	}
+	if d.LastSuccess.ID != backup.ID {
+		t.Errorf("LastSuccess = %d, want the backup %d, not the restore", d.LastSuccess.ID, backup.ID)
+	}
+}

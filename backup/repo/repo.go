@@ -325,3 +325,8 @@ func (r *Repo) keepLast() int { return max(r.opts.KeepLast, 0) }
 
 // keepsVersions reports whether a retired latest becomes a version.
 func (r *Repo) keepsVersions() bool { return r.opts.Clone != CloneNone && r.opts.KeepLast > 0 }
+
+// KeepsVersions reports whether a commit keeps the backup it replaces as
+// a version; without, a safety backup before a restore would delete the
+// latest backup it replaces.
+func (r *Repo) KeepsVersions() bool { return r.keepsVersions() }

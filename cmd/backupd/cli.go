@@ -48,6 +48,8 @@ func commands() []command {
 		serviceCommand("restart", "", "restart the installed service"),
 		verifyCommand(),
 		encryptionCommand(),
+		restoreCommand(),
+		versionsCommand(),
 		doctorCommand(),
 		completionCommand(),
 	}

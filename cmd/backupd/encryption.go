@@ -33,6 +33,9 @@ type passwordSource struct {
 	stdin  io.Reader
 	tty    bool // stdin is a terminal to ask on
 	prompt func(label string) (string, error)
+	// label, when set, is what the terminal prompt says instead of
+	// asking for the current or a new backup password.
+	label string
 }
 
 func encryptionCommand() command {
@@ -220,7 +223,10 @@ func (s passwordSource) read(enable bool, name string) (string, error) {
 		return "", errors.New("no terminal to ask for the password on; give --password-file PATH, or --password-file - to read it from stdin")
 	}
 	label := "Current backup password for " + name + ": "
-	if enable {
+	switch {
+	case s.label != "":
+		label = s.label
+	case enable:
 		label = "New backup password for " + name + ": "
 	}
 	pw, err := s.prompt(label)

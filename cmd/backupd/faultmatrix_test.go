@@ -11,6 +11,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim/simtest"
 )
 
@@ -134,6 +135,67 @@ func faultMatrix() map[string]matrixRow {
 				m.startDaemon(t)
 			}},
 		"protocol_error": {want: cause.ProtocolError, faults: []string{"hostile=malformed-plist"}, within: 10 * time.Second},
+		// The restore's own causes: the plug-in backup first, then a
+		// restore the phone or backupd refuses.
+		"find_my_enabled": {want: cause.FindMyEnabled, before: [][]string{{"findmy", "", "on"}}, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) { m.restoreFails(t, cause.FindMyEnabled, nil) }},
+		"restore_needs_reboot": {want: cause.RestoreNeedsReboot, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) {
+				m.restoreFails(t, cause.RestoreNeedsReboot, func() { m.ctl(t, "fault", m.udid, "error-code=102") })
+			}},
+		"ios_too_old": {want: cause.IOSTooOld, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) {
+				m.restoreFails(t, cause.IOSTooOld, func() {
+					rewriteManifest(t, filepath.Join(m.dir, "backups", m.udid), func(mp map[string]any) {
+						mp["Lockdown"].(map[string]any)["ProductVersion"] = "99.0"
+					})
+				})
+			}},
+		"backup_incomplete": {want: cause.BackupIncomplete, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) {
+				m.restoreFails(t, cause.BackupIncomplete, func() {
+					files, _ := filepath.Glob(filepath.Join(m.dir, "backups", m.udid, "??", "*"))
+					if len(files) == 0 || os.Truncate(files[0], 0) != nil {
+						t.Fatal("cannot damage the backup")
+					}
+				})
+			}},
+	}
+}
+
+// restoreFails waits for the plug-in backup, runs prepare, and restores
+// the latest backup without a safety backup: restore --wait exits 4
+// naming want and its fix.
+func (m *matrixEnv) restoreFails(t *testing.T, want cause.Code, prepare func()) {
+	t.Helper()
+	m.waitState(t, api.StateSucceeded, 30*time.Second)
+	if prepare != nil {
+		prepare()
+	}
+	out, errOut, code := cli(t, m.bin, "restore", "--yes", "--wait", "--no-safety-backup", "--config", m.config)
+	if code != exitFailed || !strings.Contains(out, "("+string(want)+")") || !strings.Contains(out, "Fix: "+cause.Lookup(want).Fix) {
+		t.Errorf("restore: exit %d, want %d naming %s and its fix\n%s\n%s", code, exitFailed, want, out, errOut)
+	}
+}
+
+// rewriteManifest changes a backup's Manifest.plist.
+func rewriteManifest(t *testing.T, dir string, change func(map[string]any)) {
+	t.Helper()
+	p := filepath.Join(dir, "Manifest.plist")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mp map[string]any
+	if err := wire.Decode(b, &mp); err != nil {
+		t.Fatal(err)
+	}
+	change(mp)
+	if b, err = wire.Encode(mp, wire.Binary); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -150,7 +212,8 @@ func TestFaultMatrix(t *testing.T) {
 	for _, c := range []cause.Code{cause.UsbmuxdUnavailable, cause.TrustPending, cause.TrustDenied, cause.DeviceLocked,
 		cause.PairingInvalid, cause.PasscodeNotEntered, cause.WrongBackupPassword, cause.DeviceSnapshotFailed,
 		cause.HostDiskFull, cause.HostNotWritable, cause.CableUnstable, cause.Disconnected, cause.SlowLink,
-		cause.DeviceBusy, cause.BatteryLow, cause.Stalled, cause.IOSUnsupported, cause.Interrupted, cause.ProtocolError} {
+		cause.DeviceBusy, cause.BatteryLow, cause.Stalled, cause.IOSUnsupported, cause.Interrupted, cause.ProtocolError,
+		cause.FindMyEnabled, cause.RestoreNeedsReboot, cause.IOSTooOld, cause.BackupIncomplete} {
 		if !covered[c] {
 			t.Errorf("no row for %s", c)
 		}

@@ -162,6 +162,9 @@ func historyLine(r api.Run) string {
 	if r.Kind != "" {
 		fmt.Fprintf(&b, " %s", r.Kind)
 	}
+	if r.Kind == api.KindRestore {
+		fmt.Fprintf(&b, " from %s of %s", orDash(r.Version), shortUDID(r.Source))
+	}
 	if r.Bytes > 0 || r.Files > 0 {
 		fmt.Fprintf(&b, "  %s, %d files", api.FormatBytes(r.Bytes), r.Files)
 	}

@@ -257,8 +257,12 @@ func statusLine(d deviceEntry, now time.Time) string {
 			note = "enter your passcode on " + name + " to start the backup"
 		}
 		fmt.Fprintf(&b, "; waiting: %s", note)
-	case d.State == api.StateBackingUp:
-		b.WriteString("; backing up now")
+	case d.State == api.StateBackingUp || d.State == api.StateRestoring:
+		what := "; backing up now"
+		if d.State == api.StateRestoring {
+			what = "; restoring now"
+		}
+		b.WriteString(what)
 		if p := d.Progress; p != nil {
 			b.WriteString(" " + progressBar(p))
 		}
@@ -268,8 +272,15 @@ func statusLine(d deviceEntry, now time.Time) string {
 			fmt.Fprintf(&b, " (%s): %s Fix: %s", d.Cause, d.Summary, d.Fix)
 		}
 	}
-	if r := d.LastAttempt; r != nil && d.State != api.StateBackingUp {
-		fmt.Fprintf(&b, "; last attempt %s %s", r.Start.Local().Format("2006-01-02 15:04"), r.Outcome)
+	if r := d.LastAttempt; r != nil && d.State != api.StateBackingUp && d.State != api.StateRestoring {
+		what := "attempt"
+		if r.Kind == api.KindRestore {
+			what = "restore"
+		}
+		fmt.Fprintf(&b, "; last %s %s %s", what, r.Start.Local().Format("2006-01-02 15:04"), r.Outcome)
+		if r.Kind == api.KindRestore && r.Version != "" {
+			fmt.Fprintf(&b, " (from %s of %s)", r.Version, shortUDID(r.Source))
+		}
 		if r.Cause != "" && r.Outcome != api.OutcomeSuccess {
 			fmt.Fprintf(&b, " (%s): %s Fix: %s", r.Cause, r.Summary, r.Fix)
 		}

@@ -19,7 +19,7 @@ const redrawEvery = 250 * time.Millisecond
 // underWay reports whether a device's backup has started and not ended.
 func underWay(d api.Device) bool {
 	switch d.State {
-	case api.StateQueued, api.StateBackingUp, api.StateAwaitingPasscode:
+	case api.StateQueued, api.StateBackingUp, api.StateAwaitingPasscode, api.StateRestoring:
 		return true
 	}
 	return false
@@ -100,7 +100,7 @@ func liveLines(rep statusReport, now time.Time) []string {
 	for i := range rep.Devices {
 		d := &rep.Devices[i]
 		bar := ""
-		if d.State == api.StateBackingUp && d.Progress != nil {
+		if (d.State == api.StateBackingUp || d.State == api.StateRestoring) && d.Progress != nil {
 			bar = "    " + progressBar(d.Progress)
 			d.Progress = nil
 		}

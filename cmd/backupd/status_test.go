@@ -158,3 +158,28 @@ func TestOverdue(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusLineRestore: a restore under way shows its bar, and a
+// restore as the last attempt says it was one and from which backup.
+func TestStatusLineRestore(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.Local)
+	udid := "00008030-001A2D3E0C38802E"
+	failed := &api.Run{Start: now.Add(-time.Hour), Outcome: "failed", Cause: "find_my_enabled", Kind: api.KindRestore,
+		Source: "00008110-000A11112222801E", Version: "2026-11-20T08-00-00.000Z"}
+	fillCause(failed)
+	restoring := deviceEntry{Device: api.Device{UDID: udid, Connected: true, State: api.StateRestoring, LastAttempt: failed,
+		Progress: &api.Progress{Percent: 50, Bytes: 1 << 20, Files: 3}}}
+	if got := statusLine(restoring, now); !strings.Contains(got, "restoring now [##########----------]  50%") || strings.Contains(got, "last restore") {
+		t.Errorf("restoring: %q", got)
+	}
+	ended := deviceEntry{Device: api.Device{UDID: udid, LastAttempt: failed}}
+	got := statusLine(ended, now)
+	for _, w := range []string{"last restore 2026-11-24 11:00 failed (from 2026-11-20T08-00-00.000Z of 00008110…)", "(find_my_enabled)", "Fix: On the iPhone, turn off"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("%q does not contain %q", got, w)
+		}
+	}
+	if line := historyLine(*failed); !strings.Contains(line, "failed restore from 2026-11-20T08-00-00.000Z of 00008110…") {
+		t.Errorf("history line %q", line)
+	}
+}

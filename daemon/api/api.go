@@ -13,6 +13,8 @@
 //	POST /v1/devices/{udid}/backup       BackupRequest → BackupResponse (202)
 //	POST /v1/devices/{udid}/verify       VerifyRequest → VerifyResponse
 //	POST /v1/devices/{udid}/encryption   EncryptionRequest → EncryptionResponse
+//	POST /v1/devices/{udid}/restore      RestoreRequest → RestoreResponse (202)
+//	GET  /v1/devices/{udid}/versions     VersionsResponse (any phone with backups; query: from)
 //	POST /v1/verify                      VerifyRequest → VerifyResponse (every device)
 //	GET  /v1/runs                        RunsPage (query: see RunsQuery)
 //	GET  /v1/runs/{id}                   Run
@@ -63,6 +65,12 @@ const (
 	StateSkipped          State = "skipped"    // policy decided against a backup (Cause)
 	StateUpToDate         State = "up_to_date" // backed up less than min_interval ago
 	StateIgnored          State = "ignored"    // the configuration excludes it (deny list, Wi-Fi off)
+	// StateRestoring: a restore runs (Progress: what the phone has been
+	// sent); its safety backup shows as backing_up.
+	StateRestoring State = "restoring"
+	// StateRestored: the latest restore succeeded; the iPhone restarts
+	// unless asked not to.
+	StateRestored State = "restored"
 )
 
 // Outcomes of a run, as the history stores them.
@@ -117,14 +125,25 @@ type Run struct {
 	Errno           string     `json:"errno,omitempty"`
 	Bytes           int64      `json:"bytes,omitempty"`
 	Files           int64      `json:"files,omitempty"`
-	Kind            string     `json:"kind,omitempty"` // full or incremental
+	Kind            string     `json:"kind,omitempty"` // KindFull, KindIncremental or KindRestore
 	Encrypted       bool       `json:"encrypted,omitempty"`
 	Link            string     `json:"link,omitempty"`
 	LinkSpeed       uint64     `json:"link_speed,omitempty"`
 	Verify          string     `json:"verify,omitempty"`
 	VersionPath     string     `json:"version_path,omitempty"`
-	Note            string     `json:"note,omitempty"`
+	// Source and Version name the backup a restore put on the phone:
+	// the phone it is of and its name as GET .../versions gives it.
+	Source  string `json:"source,omitempty"`
+	Version string `json:"version,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
+
+// Kinds of run.
+const (
+	KindFull        = "full"
+	KindIncremental = "incremental"
+	KindRestore     = "restore"
+)
 
 // RunsPage is a page of runs, newest first.
 type RunsPage struct {
@@ -453,4 +472,70 @@ type EncryptionResponse struct {
 	Summary   string     `json:"summary,omitempty"`
 	Fix       string     `json:"fix,omitempty"`
 	Message   string     `json:"message,omitempty"`
+}
+
+// RestoreRequest asks for a kept backup to be put back on a connected
+// iPhone (POST /v1/devices/{udid}/restore). The daemon answers once the
+// restore is accepted; follow it on /v1/events: a run of kind restore
+// ends it. Password goes to the phone only: the daemon never logs or
+// records it.
+type RestoreRequest struct {
+	// Source is the phone whose backup to restore; empty means the
+	// phone restored to.
+	Source string `json:"source,omitempty"`
+	// From is "latest" (or empty), a version's name as VersionInfo.ID
+	// gives it, or an RFC 3339 date or time: the newest kept backup at or
+	// before it.
+	From     string `json:"from,omitempty"`
+	Password string `json:"password,omitempty"`
+	// SafetyBackup backs the phone up first and keeps that backup as a
+	// version marked safety; nil means true.
+	SafetyBackup *bool `json:"safety_backup,omitempty"`
+	// SkipApps leaves the backup's apps out: the phone does not
+	// reinstall them.
+	SkipApps bool `json:"skip_apps,omitempty"`
+	// NoReboot asks the phone not to restart when done.
+	NoReboot bool `json:"no_reboot,omitempty"`
+}
+
+// WantsSafetyBackup is SafetyBackup with its default.
+func (r RestoreRequest) WantsSafetyBackup() bool { return r.SafetyBackup == nil || *r.SafetyBackup }
+
+// RestoreResponse acknowledges a RestoreRequest: the restore was
+// accepted and names the backup it will restore.
+type RestoreResponse struct {
+	UDID    string `json:"udid"`
+	Name    string `json:"name,omitempty"`
+	Source  string `json:"source"`
+	Version string `json:"version"`
+	// SafetyBackup: a safety backup runs first.
+	SafetyBackup bool   `json:"safety_backup"`
+	Message      string `json:"message"`
+}
+
+// VersionsResponse lists the kept backups of one phone, newest first
+// (GET /v1/devices/{udid}/versions).
+type VersionsResponse struct {
+	UDID     string        `json:"udid"`
+	Name     string        `json:"name,omitempty"`
+	Versions []VersionInfo `json:"versions"`
+}
+
+// VersionInfo is one kept backup.
+type VersionInfo struct {
+	// ID is the name a restore's From takes.
+	ID string `json:"id"`
+	// Time is when the backup was completed.
+	Time   time.Time `json:"time"`
+	Latest bool      `json:"latest"`
+	Path   string    `json:"path"`
+	// Size and Files count the backed-up files' content.
+	Size      int64 `json:"size"`
+	Files     int   `json:"files"`
+	Encrypted bool  `json:"encrypted"`
+	// Safety: backupd took it just before a restore.
+	Safety bool `json:"safety"`
+	// Verified: the backup verifies; Problems say why not.
+	Verified bool     `json:"verified"`
+	Problems []string `json:"problems,omitempty"`
 }

@@ -186,6 +186,32 @@ func (c *Client) SetEncryption(ctx context.Context, udid string, req api.Encrypt
 	return resp, c.do(ctx, http.MethodPost, "/devices/"+url.PathEscape(udid)+"/encryption", nil, body, &resp)
 }
 
+// Restore asks for a kept backup to be put back on a connected iPhone.
+// The daemon answers once the restore is accepted, not when it ends:
+// follow it with Events (a run of kind restore ends it). A safety backup
+// comes first unless req says otherwise.
+func (c *Client) Restore(ctx context.Context, udid string, req api.RestoreRequest) (api.RestoreResponse, error) {
+	var resp api.RestoreResponse
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	return resp, c.do(ctx, http.MethodPost, "/devices/"+url.PathEscape(udid)+"/restore", nil, body, &resp)
+}
+
+// Versions lists the kept backups of a phone, newest first, verified;
+// with from, only the one a restore from it would restore. It reads
+// every backup's Manifest.db: give ctx a deadline of minutes for large
+// backups.
+func (c *Client) Versions(ctx context.Context, udid, from string) (api.VersionsResponse, error) {
+	var resp api.VersionsResponse
+	var q url.Values
+	if from != "" {
+		q = url.Values{"from": {from}}
+	}
+	return resp, c.get(ctx, "/devices/"+url.PathEscape(udid)+"/versions", q, &resp)
+}
+
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
 	return c.do(ctx, http.MethodGet, path, q, nil, out)
 }

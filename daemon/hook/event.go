@@ -43,13 +43,19 @@ const (
 	// KindInterrupted: backupd stopped while a backup ran. Not in the
 	// defaults: it mostly follows a deliberate stop.
 	KindInterrupted Kind = "interrupted"
+	// KindRestoreSuccess: a restore put a kept backup back on the iPhone
+	// (Source and Version say which).
+	KindRestoreSuccess Kind = "restore_success"
+	// KindRestoreFailure: a restore failed or was cut short (Cause,
+	// Summary, Fix say why and what to do).
+	KindRestoreFailure Kind = "restore_failure"
 )
 
 // AllKinds lists every kind, in the order the documentation gives them.
-var AllKinds = []Kind{KindSuccess, KindFailure, KindSkip, KindOverdue, KindPasscode, KindInterrupted}
+var AllKinds = []Kind{KindSuccess, KindFailure, KindSkip, KindOverdue, KindPasscode, KindInterrupted, KindRestoreSuccess, KindRestoreFailure}
 
 // DefaultKinds are the kinds a hook receives unless configured otherwise.
-var DefaultKinds = []Kind{KindSuccess, KindFailure, KindSkip, KindOverdue, KindPasscode}
+var DefaultKinds = []Kind{KindSuccess, KindFailure, KindSkip, KindOverdue, KindPasscode, KindRestoreSuccess, KindRestoreFailure}
 
 // ParseKinds reads event names. nil stays nil (meaning: the default).
 func ParseKinds(names []string) ([]Kind, error) {
@@ -112,8 +118,13 @@ type Event struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	RunID       uint64    `json:"run_id,omitempty"`
 	// Trigger is plug_in, schedule or manual.
-	Trigger  string `json:"trigger,omitempty"`
-	Hostname string `json:"hostname,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
+	// Source and BackupVersion name the backup a restore put on the
+	// iPhone: the phone it is of and its name as `backupd versions`
+	// prints it.
+	Source        string `json:"source,omitempty"`
+	BackupVersion string `json:"backup_version,omitempty"`
+	Hostname      string `json:"hostname,omitempty"`
 }
 
 // Env returns the event as environment variables for a command hook.
@@ -154,6 +165,8 @@ func (e Event) Env() []string {
 		"BACKUPD_LAST_SUCCESS=" + ts(e.LastSuccess),
 		"BACKUPD_RUN_ID=" + num(int64(e.RunID)),
 		"BACKUPD_TRIGGER=" + e.Trigger,
+		"BACKUPD_SOURCE=" + e.Source,
+		"BACKUPD_BACKUP_VERSION=" + e.BackupVersion,
 		"BACKUPD_HOSTNAME=" + e.Hostname,
 	}
 }
@@ -188,6 +201,13 @@ func (e Event) MakeText() string {
 		b.WriteString(": backup skipped")
 	case KindInterrupted:
 		b.WriteString(": backup interrupted")
+	case KindRestoreSuccess:
+		b.WriteString(": restore done")
+		if e.BackupVersion != "" {
+			b.WriteString(" from the backup of " + e.BackupVersion)
+		}
+	case KindRestoreFailure:
+		b.WriteString(": restore failed")
 	case KindOverdue:
 		b.WriteString(": no successful backup")
 		if !e.LastSuccess.IsZero() {
@@ -201,7 +221,7 @@ func (e Event) MakeText() string {
 	if e.Summary != "" {
 		b.WriteString(". " + strings.TrimSuffix(e.Summary, "."))
 	}
-	if e.Fix != "" && e.Event != KindSuccess {
+	if e.Fix != "" && e.Event != KindSuccess && e.Event != KindRestoreSuccess {
 		b.WriteString(". " + strings.TrimSuffix(e.Fix, "."))
 	}
 	b.WriteString(".")

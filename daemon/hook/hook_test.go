@@ -151,7 +151,7 @@ func TestWebhookText(t *testing.T) {
 // TestFilter: each hook receives the events it asked for, the defaults
 // when it did not ask.
 func TestFilter(t *testing.T) {
-	all := []Kind{KindSuccess, KindFailure, KindSkip, KindOverdue, KindPasscode, KindInterrupted}
+	all := AllKinds
 	tests := []struct {
 		name   string
 		events []Kind
@@ -334,4 +334,30 @@ func BenchmarkFire(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	n.Close(ctx)
+}
+
+// TestRestoreEventText: restore events say in their line that a restore
+// (not a backup) ended, which backup it put back, and on failure the fix;
+// a command hook gets the backup in its environment.
+func TestRestoreEventText(t *testing.T) {
+	tests := []struct {
+		ev   Event
+		want string
+	}{
+		{Event{Event: KindRestoreSuccess, Device: "Anna", Source: "u2", BackupVersion: "2025-03-01T09-00-00.000Z", Fix: "not shown"},
+			"Anna: restore done from the backup of 2025-03-01T09-00-00.000Z."},
+		{Event{Event: KindRestoreFailure, UDID: "u1", Summary: "Find My is on.", Fix: "Turn it off."},
+			"u1: restore failed. Find My is on. Turn it off."},
+	}
+	for _, tt := range tests {
+		if got := tt.ev.MakeText(); got != tt.want {
+			t.Errorf("%s: text %q, want %q", tt.ev.Event, got, tt.want)
+		}
+	}
+	env := strings.Join(tests[0].ev.Env(), "\n")
+	for _, want := range []string{"BACKUPD_EVENT=restore_success", "BACKUPD_SOURCE=u2", "BACKUPD_BACKUP_VERSION=2025-03-01T09-00-00.000Z"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("environment lacks %s:\n%s", want, env)
+		}
+	}
 }

@@ -61,6 +61,9 @@ func deviceTrend(st *store.Store, udid string) (*api.Trend, error) {
 	}
 	causes := make([]cause.Code, 0, len(page.Runs))
 	for _, r := range page.Runs {
+		if r.Kind == store.KindRestore {
+			continue // a restore says nothing about the backups
+		}
 		switch r.Outcome {
 		case store.OutcomeRunning:
 			continue // not over yet: it neither breaks nor extends the run
@@ -85,6 +88,7 @@ func RunView(r store.Run) *api.Run {
 		Cause: r.Cause, DeviceErrorCode: r.DeviceErrorCode, DeviceErrorText: r.DeviceErrorText,
 		Errno: r.Errno, Bytes: r.Bytes, Files: r.Files, Kind: string(r.Kind), Encrypted: r.Encrypted,
 		Link: r.Link, LinkSpeed: r.LinkSpeed, Verify: r.Verify, VersionPath: r.VersionPath, Note: r.Note,
+		Source: r.Source, Version: r.Version,
 	}
 	if r.Cause != cause.None {
 		in := cause.Lookup(r.Cause)

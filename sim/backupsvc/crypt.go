@@ -1,7 +1,10 @@
 package backupsvc
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -139,4 +142,58 @@ func transformFile(dir, path string, wrap func(io.Reader) (io.Reader, error)) (_
 		return "", err
 	}
 	return out.Name(), nil
+}
+
+// plainSum decrypts an encrypted file as it arrives, as a phone does
+// when it restores one, and writes the plain content to w:
+// AES-256-CBC with a zero IV and PKCS#7 padding. The last block waits
+// until finish, since only it holds the padding.
+type plainSum struct {
+	cbc  cipher.BlockMode
+	w    io.Writer
+	held []byte // ciphertext not yet decrypted
+	n    int64  // plain bytes written
+}
+
+func newPlainSum(key []byte, w io.Writer) (*plainSum, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return &plainSum{cbc: cipher.NewCBCDecrypter(b, make([]byte, aes.BlockSize)), w: w}, nil
+}
+
+// Write decrypts every whole block but the last one seen.
+func (p *plainSum) Write(b []byte) {
+	p.held = append(p.held, b...)
+	keep := len(p.held) % aes.BlockSize
+	if keep == 0 {
+		keep = aes.BlockSize
+	}
+	n := len(p.held) - keep
+	if n <= 0 {
+		return
+	}
+	out := make([]byte, n)
+	p.cbc.CryptBlocks(out, p.held[:n])
+	p.w.Write(out)
+	p.n += int64(n)
+	p.held = append(p.held[:0], p.held[n:]...)
+}
+
+// finish decrypts the last block and writes it without its padding;
+// false when the content is not whole.
+func (p *plainSum) finish() bool {
+	if len(p.held) != aes.BlockSize {
+		return false
+	}
+	last := make([]byte, aes.BlockSize)
+	p.cbc.CryptBlocks(last, p.held)
+	pad := int(last[aes.BlockSize-1])
+	if pad < 1 || pad > aes.BlockSize || !bytes.Equal(last[aes.BlockSize-pad:], bytes.Repeat([]byte{byte(pad)}, pad)) {
+		return false
+	}
+	p.w.Write(last[:aes.BlockSize-pad])
+	p.n += int64(aes.BlockSize - pad)
+	return true
 }

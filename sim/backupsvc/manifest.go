@@ -71,6 +71,9 @@ type hostEntry struct {
 	mtime      int64
 	generation uint64
 	hasGen     bool
+	// key is the file's EncryptionKey (class and wrapped key) in an
+	// encrypted backup, nil in a plain one.
+	key []byte
 }
 
 // parseMBFile reads the fields we compare from a `file` blob.
@@ -79,7 +82,7 @@ func parseMBFile(blob []byte) (hostEntry, error) {
 	if err != nil {
 		return hostEntry{}, err
 	}
-	return hostEntry{size: rec.Size, mtime: rec.LastModified, generation: rec.Generation, hasGen: rec.Generation != 0}, nil
+	return hostEntry{size: rec.Size, mtime: rec.LastModified, generation: rec.Generation, hasGen: rec.Generation != 0, key: rec.EncryptionKey}, nil
 }
 
 // changed reports whether the device's file differs from what the host

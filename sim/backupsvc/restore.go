@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"maps"
 	"os"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/backupd/backupd/proto/backupcrypt"
 	"github.com/backupd/backupd/proto/devicelink"
 	"github.com/backupd/backupd/proto/notification"
 	"github.com/backupd/backupd/proto/wire"
@@ -143,7 +145,10 @@ type RestoreReport struct {
 	ErrorCode int
 	ErrorText string
 	Done      bool
-	Finished  time.Time
+	// Started is when the Restore request came, before the device asked
+	// for any byte; Finished when its final Response went out.
+	Started  time.Time
+	Finished time.Time
 }
 
 // NewRestoreState returns the state of a device that has just started,
@@ -240,6 +245,9 @@ type restoreRun struct {
 	source   string
 	password string
 	hasPW    bool
+	// keys are the class keys of an encrypted backup's keybag, unlocked
+	// with the password; nil for a plain backup.
+	keys *backupcrypt.ClassKeys
 	// received counts data file bytes and files, for the byte and file
 	// faults.
 	bytes  int64
@@ -262,7 +270,7 @@ func (s *session) restore(req map[string]any) error {
 	shown := maps.Clone(opts)
 	delete(shown, "Password")
 	st.update(func(rep *RestoreReport) {
-		*rep = RestoreReport{Source: r.source, Target: s.target, Options: shown, HasPassword: r.hasPW}
+		*rep = RestoreReport{Source: r.source, Target: s.target, Options: shown, HasPassword: r.hasPW, Started: s.cfg.Now()}
 	})
 	// RestoreShouldReboot is absent unless the host says no.
 	reboot, set := opts["RestoreShouldReboot"].(bool)
@@ -419,28 +427,57 @@ func (r *restoreRun) manifest() (map[string]hostEntry, int, string, error) {
 	if err := wire.Decode(mp.Bytes(), &m); err != nil {
 		return nil, CodeCorruptManifest, "The backup's Manifest.plist is corrupt", nil
 	}
-	if enc, _ := m["IsEncrypted"].(bool); enc || r.cfg.Faults.ErrorCode == CodeWrongPassword {
-		keybag, _ := m["BackupKeyBag"].([]byte)
-		if !r.hasPW || !keybagOpens(keybag, r.password) || r.cfg.Faults.ErrorCode == CodeWrongPassword {
-			return nil, CodeWrongPassword, "The backup password is incorrect", nil
-		}
-	}
 	if err := tmp.Close(); err != nil {
 		return nil, 0, "", fmt.Errorf("backupsvc: %w", err)
 	}
-	held, err := readManifestDB(r.ctx, tmp.Name())
+	dbFile := tmp.Name()
+	if enc, _ := m["IsEncrypted"].(bool); enc || r.cfg.Faults.ErrorCode == CodeWrongPassword {
+		if !r.hasPW || r.cfg.Faults.ErrorCode == CodeWrongPassword {
+			return nil, CodeWrongPassword, "The backup password is incorrect", nil
+		}
+		var code int
+		var text string
+		if r.keys, code, text = r.unlock(m); code != 0 {
+			return nil, code, text, nil
+		}
+		// Manifest.db is encrypted with the key ManifestKey wraps.
+		mk, _ := m["ManifestKey"].([]byte)
+		key, err := r.keys.Unwrap(mk)
+		if err != nil {
+			return nil, CodeCorruptManifest, "The backup's ManifestKey does not open with its keybag", nil
+		}
+		plain, err := transformFile(r.cfg.TempDir, dbFile, func(in io.Reader) (io.Reader, error) { return backupcrypt.NewDecrypter(in, key, -1) })
+		if err != nil {
+			return nil, CodeCorruptManifest, "The backup's Manifest.db does not decrypt", nil
+		}
+		defer os.Remove(plain)
+		dbFile = plain
+	}
+	held, err := readManifestDB(r.ctx, dbFile)
 	if err != nil {
 		return nil, CodeCorruptManifest, "The backup's Manifest.db is corrupt", nil
 	}
 	return held, 0, "", nil
 }
 
-// keybagOpens is the simulator's stand-in for unwrapping the backup's
-// keybag with the password: the simulated keybag starts with the
-// SHA-256 of the password it was made with (see manifestPlist).
-func keybagOpens(keybag []byte, password string) bool {
-	sum := sha256.Sum256([]byte(password))
-	return len(keybag) >= len(sum) && bytes.Equal(keybag[:len(sum)], sum[:])
+// unlock opens the backup's keybag (Manifest.plist BackupKeyBag) with
+// the password the host sent, as a phone does before it restores an
+// encrypted backup: a password that does not unwrap its class keys is
+// ErrorCode 207.
+func (r *restoreRun) unlock(manifest map[string]any) (*backupcrypt.ClassKeys, int, string) {
+	raw, _ := manifest["BackupKeyBag"].([]byte)
+	kb, err := backupcrypt.ParseKeybag(raw)
+	if err != nil {
+		return nil, CodeCorruptManifest, "The backup's keybag is corrupt"
+	}
+	keys, err := kb.Unlock(r.ctx, []byte(r.password))
+	if errors.Is(err, backupcrypt.ErrWrongPassword) {
+		return nil, CodeWrongPassword, "The backup password is incorrect"
+	}
+	if err != nil {
+		return nil, CodeCorruptManifest, "The backup's keybag does not open"
+	}
+	return keys, 0, ""
 }
 
 // restoreFile is one data file the device asks for.
@@ -449,6 +486,10 @@ type restoreFile struct {
 	size int64
 	want [32]byte
 	ok   bool // want is known: the device had this file
+	// key decrypts the file of an encrypted backup; badKey: its
+	// EncryptionKey does not unwrap, so it cannot be right.
+	key    []byte
+	badKey bool
 }
 
 // files asks for every data file Manifest.db lists, in batches, and
@@ -462,6 +503,10 @@ func (r *restoreRun) files(held map[string]hostEntry) error {
 			continue
 		}
 		rf := restoreFile{id: id, size: e.size}
+		if r.keys != nil {
+			k, err := r.keys.Unwrap(e.key)
+			rf.key, rf.badKey = k, err != nil
+		}
 		var f fileset.File
 		var known bool
 		if e.hasGen {
@@ -499,6 +544,13 @@ func (r *restoreRun) batch(list []restoreFile) error {
 	sums := make([]*fileSum, len(list))
 	for i, rf := range list {
 		sums[i] = &fileSum{run: r, h: sha256.New()}
+		if rf.key != nil {
+			dec, err := newPlainSum(rf.key, sums[i].h)
+			if err != nil {
+				return fmt.Errorf("backupsvc: %w", err)
+			}
+			sums[i].dec = dec
+		}
 		items[i] = downloadItem{path: r.source + "/" + fileset.BackupPath(rf.id), w: sums[i], limit: rf.size + restoreSlack}
 	}
 	got, err := r.download(items)
@@ -509,6 +561,7 @@ func (r *restoreRun) batch(list []restoreFile) error {
 		if got[items[i].path] {
 			r.nfiles++
 		}
+		plainOK := sums[i].finish()
 		var sum [32]byte
 		sums[i].h.Sum(sum[:0])
 		r.st.update(func(rep *RestoreReport) {
@@ -517,7 +570,7 @@ func (r *restoreRun) batch(list []restoreFile) error {
 				rep.Missing = append(rep.Missing, rf.id)
 			case !rf.ok:
 				rep.Unknown = append(rep.Unknown, rf.id)
-			case sum != rf.want || sums[i].n != rf.size:
+			case rf.badKey || !plainOK || sum != rf.want || sums[i].n != rf.size:
 				rep.Damaged = append(rep.Damaged, rf.id)
 			default:
 				rep.Intact++
@@ -533,17 +586,34 @@ func (r *restoreRun) batch(list []restoreFile) error {
 // errStall is what a fileSum returns when the stall fault strikes.
 var errStall = errors.New("backupsvc: the device stops taking files")
 
-// fileSum hashes a file as it arrives and applies the byte faults.
+// fileSum hashes a file as it arrives, its plain content when it is
+// encrypted, and applies the byte faults.
 type fileSum struct {
 	run *restoreRun
 	h   hash.Hash
-	n   int64
+	n   int64     // plain bytes hashed
+	dec *plainSum // decrypts an encrypted file into h
 }
 
 func (f *fileSum) Write(p []byte) (int, error) {
-	f.h.Write(p)
-	f.n += int64(len(p))
+	if f.dec != nil {
+		f.dec.Write(p)
+	} else {
+		f.h.Write(p)
+		f.n += int64(len(p))
+	}
 	return len(p), f.run.got(len(p))
+}
+
+// finish ends the file: false when encrypted content was not whole
+// (its length or padding is wrong).
+func (f *fileSum) finish() bool {
+	if f.dec == nil {
+		return true
+	}
+	ok := f.dec.finish()
+	f.n = f.dec.n
+	return ok
 }
 
 // got counts received content and strikes the byte faults.
