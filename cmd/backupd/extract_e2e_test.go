@@ -285,7 +285,9 @@ func TestE2EFilesAndPhotos(t *testing.T) {
 		{"everything", nil, nil},
 		{"domain", []string{"--domain", "HomeDomain"}, func(f fileset.File) bool { return f.Domain == "HomeDomain" }},
 		{"domain and glob", []string{"--domain", "HomeDomain", "Library/Preferences/d001/*"},
-			func(f fileset.File) bool { return f.Domain == "HomeDomain" && strings.HasPrefix(f.RelativePath, "Library/Preferences/d001/") }},
+			func(f fileset.File) bool {
+				return f.Domain == "HomeDomain" && strings.HasPrefix(f.RelativePath, "Library/Preferences/d001/")
+			}},
 		{"double star", []string{"Media/**/*.HEIC"}, func(f fileset.File) bool { return strings.HasSuffix(f.RelativePath, ".HEIC") }},
 		{"photos", []string{"--photos"}, func(f fileset.File) bool { return f.Domain == "CameraRollDomain" }},
 		{"no match", []string{"--domain", "NoSuchDomain"}, func(fileset.File) bool { return false }},
