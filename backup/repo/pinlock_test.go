@@ -25,9 +25,17 @@ func TestPinAcrossRepos(t *testing.T) {
 	v0 := mustVersions(t, svc)[0]
 	h0 := treeHash(t, v0.Path)
 
+	before, err := repo.TreeHash(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pin, err := reader.Pin(testUDID, v0.Name)
 	if err != nil || pin.Unlocked() != nil {
 		t.Fatalf("pin: %v, unlocked: %v", err, pin.Unlocked())
+	}
+	// The pin's lock file is part of no backup.
+	if after, err := repo.TreeHash(dir); err != nil || after != before {
+		t.Fatalf("pinning changed the backup directory's hash (%v)", err)
 	}
 	backup(t, svc, testUDID, fakeBackup{Files: files(4, 2), Tag: "2"})
 	backup(t, svc, testUDID, fakeBackup{Files: files(4, 3), Tag: "3"})
