@@ -26,7 +26,7 @@ type backend interface {
 	run(id uint64) (api.Run, error)
 	backupNow(ctx context.Context, udid string, full bool) error
 	subscribe() (<-chan api.Event, func())
-	verify(ctx context.Context, udid string, versions bool) ([]api.VerifyResult, error)
+	verify(ctx context.Context, udid string, req api.VerifyRequest) ([]api.VerifyResult, error)
 	setEncryption(ctx context.Context, udid string, enable bool, password string) (api.EncryptionResponse, error)
 	restore(ctx context.Context, udid string, req api.RestoreRequest) (api.RestoreResponse, error)
 	versions(ctx context.Context, udid, from string) (api.VersionsResponse, error)
@@ -181,7 +181,7 @@ func (h *apiHandler) verify(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	res, err := h.b.verify(r.Context(), r.PathValue("udid"), req.Versions)
+	res, err := h.b.verify(r.Context(), r.PathValue("udid"), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return

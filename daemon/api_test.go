@@ -93,7 +93,8 @@ func (f *fakeBackend) backupNow(_ context.Context, udid string, full bool) error
 
 func (f *fakeBackend) subscribe() (<-chan api.Event, func()) { return f.bus.subscribe() }
 
-func (f *fakeBackend) verify(_ context.Context, udid string, versions bool) ([]api.VerifyResult, error) {
+func (f *fakeBackend) verify(_ context.Context, udid string, req api.VerifyRequest) ([]api.VerifyResult, error) {
+	versions := req.Versions
 	f.mu.Lock()
 	f.verified = append(f.verified, fmt.Sprintf("%s versions=%t", udid, versions))
 	f.mu.Unlock()

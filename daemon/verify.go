@@ -13,7 +13,8 @@ import (
 // (udid empty). It runs beside the backups: verifyOne verifies again a
 // latest that a commit swaps meanwhile, so the daemon needs no lock the
 // actors would have to take.
-func (d *Daemon) verify(ctx context.Context, udid string, versions bool) ([]api.VerifyResult, error) {
+func (d *Daemon) verify(ctx context.Context, udid string, req api.VerifyRequest) ([]api.VerifyResult, error) {
+	versions := req.Versions
 	if udid != "" {
 		if err := repo.ValidUDID(udid); err != nil {
 			return nil, &api.Error{Code: api.ErrBadRequest, Message: err.Error()}
@@ -46,7 +47,9 @@ func (d *Daemon) verify(ctx context.Context, udid string, versions bool) ([]api.
 		}
 		return ""
 	}
-	res, err := offline.VerifyBackups(ctx, r, udids, versions, nameOf, nil)
+	password := []byte(req.Password)
+	defer clear(password)
+	res, err := offline.VerifyBackups(ctx, r, udids, versions, password, nameOf, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +59,6 @@ func (d *Daemon) verify(ctx context.Context, udid string, versions bool) ([]api.
 			bad++
 		}
 	}
-	d.log.Info().Str("udid", udid).Bool("versions", versions).Int("backups", len(res)).Int("failed", bad).Msg("verified backups on request")
+	d.log.Info().Str("udid", udid).Bool("versions", versions).Bool("with_password", len(password) > 0).Int("backups", len(res)).Int("failed", bad).Msg("verified backups on request")
 	return res, nil
 }

@@ -496,7 +496,7 @@ func (r *Repo) prune(ctx context.Context, udid string) error {
 		if !trashed {
 			// A restore or an extract reads it: the first retention
 			// after it is done removes it.
-			r.log.Info("kept an old version a restore is reading", "udid", udid, "version", vs[i].Name)
+			r.log.Info("kept an old version a restore or an extract is reading", "udid", udid, "version", vs[i].Name)
 			continue
 		}
 		r.log.Info("removed an old version", "udid", udid, "version", vs[i].Name)
@@ -560,12 +560,14 @@ func (r *Repo) Recover(ctx context.Context) ([]Recovered, error) {
 			}
 			continue
 		}
-		rec, err := r.recoverOne(ctx, name)
+		rec, skipped, err := r.recoverUnpinned(ctx, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("repo: recover %s: %w", name, err))
 			continue
 		}
-		out = append(out, rec)
+		if !skipped {
+			out = append(out, rec)
+		}
 	}
 	if err := r.emptyTrash(); err != nil {
 		errs = append(errs, classify(fmt.Errorf("repo: recover: empty trash: %w", err)))
@@ -584,6 +586,23 @@ func (r *Repo) Recover(ctx context.Context) ([]Recovered, error) {
 	}
 	slices.SortFunc(out, func(a, b Recovered) int { return strings.Compare(a.UDID, b.UDID) })
 	return out, errors.Join(errs...)
+}
+
+// recoverUnpinned is recoverOne under the exclusive lock of the device's
+// latest, which may retire it; it skips a device whose latest another
+// process has pinned (the next Begin or Recover finishes it).
+func (r *Repo) recoverUnpinned(ctx context.Context, udid string) (Recovered, bool, error) {
+	lock, err := r.tryLockPin(pinKey{udid, ""})
+	if errors.Is(err, ErrLocked) {
+		r.log.Warn("left an interrupted backup for later: its latest backup is being read", "udid", udid)
+		return Recovered{}, true, nil
+	}
+	if err != nil {
+		return Recovered{}, false, err
+	}
+	defer closeLock(lock)
+	rec, err := r.recoverOne(ctx, udid)
+	return rec, false, err
 }
 
 // recoverOne finishes or discards the staging of udid.

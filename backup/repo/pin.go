@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,8 +19,9 @@ import (
 // retired by a commit, because Begin refuses to start a backup of its
 // device (ErrPinned, which is an ErrBusy) and Pin refuses a latest whose
 // device has a backup in progress (ErrBusy): either the backup or the
-// restore waits. Pins live in this Repo's memory, which is enough
-// because only one Repo may change a backup directory at a time.
+// restore waits. Pins live in this Repo's memory and, so that a reader in
+// another process (backupd extract) is kept safe from the service's Repo
+// as well, in file locks (pinlock.go).
 
 // ErrPinned: Begin for a device whose latest backup a restore or an
 // extract is reading. errors.Is(err, ErrBusy) is true as well.
@@ -61,6 +63,10 @@ type Pin struct {
 	id   string
 	key  pinKey
 	once sync.Once
+	// lock is the pin's shared file lock; unlocked says why there is
+	// none.
+	lock     io.Closer
+	unlocked error
 }
 
 // Version is the pinned backup.
@@ -77,6 +83,7 @@ func (p *Pin) ID() string { return p.id }
 // called more than once.
 func (p *Pin) Release() {
 	p.once.Do(func() {
+		closeLock(p.lock)
 		p.r.pins.mu.Lock()
 		defer p.r.pins.mu.Unlock()
 		if p.r.pins.n[p.key]--; p.r.pins.n[p.key] <= 0 {
@@ -85,8 +92,19 @@ func (p *Pin) Release() {
 	})
 }
 
+// Unlocked is nil when the pin holds against every process, and
+// otherwise why it holds only in this Repo: its lock file could not be
+// made (backup_dir read-only, or another user's) or locked. A backup
+// pinned so may then be replaced or removed by the service meanwhile.
+func (p *Pin) Unlocked() error { return p.unlocked }
+
+// pinAttempts bounds how often Pin resolves again because the backup it
+// named was replaced while it took the lock.
+const pinAttempts = 3
+
 // Pin resolves which (see Resolve) and keeps that backup in place until
-// the returned Pin is released. A restore that first takes a safety
+// the returned Pin is released, against this Repo and, through a file
+// lock, against a Repo in another process. A restore that first takes a safety
 // backup of the same phone resolves "latest" to its name before the
 // safety backup and pins that name after it: by then the backup it named
 // has become a version. Pinning a latest fails with ErrBusy while a
@@ -95,6 +113,48 @@ func (r *Repo) Pin(udid, which string) (*Pin, error) {
 	if err := ValidUDID(udid); err != nil {
 		return nil, fmt.Errorf("repo: pin: %w", err)
 	}
+	for attempt := 1; ; attempt++ {
+		v, _, err := r.Resolve(udid, which)
+		if err != nil {
+			return nil, err
+		}
+		k := keyOf(v)
+		// The lock comes first, then the check that the backup is still
+		// there (pinMemory resolves again).
+		lock, lerr := r.lockPinShared(k)
+		if errors.Is(lerr, ErrLocked) {
+			if v.Latest {
+				return nil, fmt.Errorf("repo: pin the latest backup of %s: %w", udid, ErrBusy)
+			}
+			return nil, fmt.Errorf("repo: pin %s of %s: retention is removing it: %w", v.Name, udid, ErrNoSuchVersion)
+		}
+		p, err := r.pinMemory(udid, which)
+		if err != nil {
+			closeLock(lock)
+			return nil, err
+		}
+		if p.key == k {
+			p.lock, p.unlocked = lock, lerr
+			return p, nil
+		}
+		p.Release()
+		closeLock(lock)
+		if attempt == pinAttempts {
+			return nil, fmt.Errorf("repo: pin %q of %s: the backups kept changing: %w", which, udid, ErrBusy)
+		}
+	}
+}
+
+// keyOf is the pin key of a kept backup.
+func keyOf(v Version) pinKey {
+	if v.Latest {
+		return pinKey{v.UDID, ""}
+	}
+	return pinKey{v.UDID, v.Name}
+}
+
+// pinMemory is the pin in this Repo's memory.
+func (r *Repo) pinMemory(udid, which string) (*Pin, error) {
 	// r.mu orders a pin of the latest against Begin, the pins' own mutex
 	// against retention.
 	r.mu.Lock()
@@ -108,9 +168,8 @@ func (r *Repo) Pin(udid, which string) (*Pin, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := pinKey{udid, v.Name}
+	key := keyOf(v)
 	if v.Latest {
-		key.name = ""
 		if r.active[udid] != nil {
 			return nil, fmt.Errorf("repo: pin the latest backup of %s: %w", udid, ErrBusy)
 		}
@@ -209,20 +268,34 @@ func (r *Repo) kept(udid string) ([]Version, error) {
 }
 
 // trashVersion moves a version to trash and deletes it, unless it is
-// pinned; it reports whether it did. The pin check and the rename happen
-// under the pins' mutex, so a Pin either finds the version in place (and
-// it stays) or does not find it.
+// pinned, here or by another process; it reports whether it did. The pin
+// check and the rename happen under the pins' mutex and the version's
+// exclusive file lock, so a Pin either finds the version in place (and it
+// stays) or does not find it.
 func (r *Repo) trashVersion(v Version) (bool, error) {
 	if err := mkdirPrivate(r.trashRoot()); err != nil {
 		return false, err
 	}
 	dst := filepath.Join(r.trashRoot(), randomName(v.UDID+".version."))
+	k := keyOf(v)
 	r.pins.mu.Lock()
-	if r.pins.n[pinKey{v.UDID, v.Name}] > 0 {
+	if r.pins.n[k] > 0 {
 		r.pins.mu.Unlock()
 		return false, nil
 	}
-	err := os.Rename(v.Path, dst)
+	lock, err := r.tryLockPin(k)
+	if err != nil {
+		r.pins.mu.Unlock()
+		if errors.Is(err, ErrLocked) {
+			return false, nil
+		}
+		return false, err
+	}
+	err = os.Rename(v.Path, dst)
+	if err == nil || isNotExist(err) {
+		r.removePinLock(k)
+	}
+	closeLock(lock)
 	r.pins.mu.Unlock()
 	if err != nil {
 		if isNotExist(err) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -17,6 +18,10 @@ type Staging struct {
 	r     *Repo
 	udid  string
 	stats CloneStats
+	// latestLock is the exclusive lock on the latest's pin file, held
+	// from Begin to the end, so no other process pins a latest this
+	// backup will retire (pinlock.go).
+	latestLock io.Closer
 
 	mu    sync.Mutex
 	state stagingState
@@ -68,6 +73,13 @@ func (r *Repo) Begin(ctx context.Context, udid string) (*Staging, error) {
 			r.release(s)
 		}
 	}()
+	lock, err := r.tryLockPin(pinKey{udid, ""})
+	if errors.Is(err, ErrLocked) {
+		return nil, fmt.Errorf("repo: begin %s: %w", udid, ErrPinned)
+	} else if err != nil {
+		return nil, fmt.Errorf("repo: begin %s: %w", udid, err)
+	}
+	s.latestLock = lock
 	if leftover, err := exists(r.container(udid)); err != nil {
 		return nil, classify(fmt.Errorf("repo: begin %s: %w", udid, err))
 	} else if leftover {
@@ -113,6 +125,8 @@ func (r *Repo) release(s *Staging) {
 	if r.active[s.udid] == s {
 		delete(r.active, s.udid)
 	}
+	closeLock(s.latestLock)
+	s.latestLock = nil
 }
 
 // Dir is the root the device's paths are relative to.

@@ -24,3 +24,11 @@ func lockFile(path string) (io.Closer, error) {
 	}
 	return f, errLockUnsupported
 }
+
+func lockPinFile(path string, _ bool) (io.Closer, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return f, errLockUnsupported
+}

@@ -69,8 +69,34 @@ func lockFile(path string) (io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return flockFile(f, unix.LOCK_EX)
+}
+
+// lockPinFile takes a non-blocking flock on a pin's lock file, shared or
+// exclusive (pinlock.go), creating the file if needed. The file is opened
+// read-only when it exists, since flock needs no write access: a reader
+// who may not write the file can still pin.
+func lockPinFile(path string, exclusive bool) (io.Closer, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	return flockFile(f, how)
+}
+
+// flockFile takes a non-blocking flock of kind how on f; it closes f
+// unless it returns it.
+func flockFile(f *os.File, how int) (io.Closer, error) {
+	var err error
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err != unix.EINTR {
 			break
 		}
@@ -85,5 +111,5 @@ func lockFile(path string) (io.Closer, error) {
 		return f, errLockUnsupported
 	}
 	f.Close()
-	return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	return nil, &os.PathError{Op: "flock", Path: f.Name(), Err: err}
 }

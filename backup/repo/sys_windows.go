@@ -76,8 +76,31 @@ func lockFile(path string) (io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return lockFileEx(f, true)
+}
+
+// lockPinFile takes a non-blocking shared or exclusive lock on a pin's
+// lock file (pinlock.go), creating the file if needed.
+func lockPinFile(path string, exclusive bool) (io.Closer, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return lockFileEx(f, exclusive)
+}
+
+// lockFileEx locks f's first byte without waiting; it closes f unless it
+// returns it.
+func lockFileEx(f *os.File, exclusive bool) (io.Closer, error) {
+	flags := uint32(windows.LOCKFILE_FAIL_IMMEDIATELY)
+	if exclusive {
+		flags |= windows.LOCKFILE_EXCLUSIVE_LOCK
+	}
 	ol := new(windows.Overlapped)
-	err = windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)
+	err := windows.LockFileEx(windows.Handle(f.Fd()), flags, 0, 1, 0, ol)
 	switch {
 	case err == nil:
 		return f, nil
@@ -86,5 +109,5 @@ func lockFile(path string) (io.Closer, error) {
 		return nil, ErrLocked
 	}
 	f.Close()
-	return nil, &os.PathError{Op: "LockFileEx", Path: path, Err: err}
+	return nil, &os.PathError{Op: "LockFileEx", Path: f.Name(), Err: err}
 }

@@ -16,7 +16,9 @@ import (
 // Modification times are left out, so a clone hashes like its original.
 // Two trees with the same hash are the same backup byte for byte; tests
 // use it to show that the latest backup was not touched. Files are only
-// ever opened read-only.
+// ever opened read-only. The pins' lock files (.backupd/pins, when dir is
+// a backup directory) are left out: a reader makes them, and they are
+// part of no backup.
 func TreeHash(dir string) (string, error) {
 	h := sha256.New()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -26,6 +28,9 @@ func TreeHash(dir string) (string, error) {
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
+		}
+		if filepath.ToSlash(rel) == ".backupd/pins" {
+			return filepath.SkipDir
 		}
 		fi, err := d.Info()
 		if err != nil {

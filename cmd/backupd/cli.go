@@ -47,6 +47,8 @@ func commands() []command {
 		serviceCommand("stop", "", "stop the installed service"),
 		serviceCommand("restart", "", "restart the installed service"),
 		verifyCommand(),
+		filesCommand(),
+		extractCommand(),
 		encryptionCommand(),
 		restoreCommand(),
 		versionsCommand(),

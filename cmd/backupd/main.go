@@ -58,7 +58,8 @@ lists a command's flags.
 Exit codes:
   0  ok
   1  error; also: verify found a backup incomplete, doctor found a
-     problem
+     problem, extract could not read a file (each is listed), a wrong
+     backup password (wrong_backup_password)
   2  usage: unknown command or flag, bad arguments
   3  the daemon is not running: status, history and devices print what
      they can find without it, then exit 3; backup and encryption need

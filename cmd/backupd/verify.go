@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/backupd/backupd/backup/repo"
+	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/daemon/offline"
@@ -29,11 +31,17 @@ type verifyReport struct {
 
 func verifyCommand() command {
 	return command{
-		name: "verify", args: "[UDID|--all] [--versions] [--json]", does: "check that the latest backups (and versions) are complete",
+		name: "verify", args: "[UDID|--all] [--versions] [--password-file F|-] [--json]", does: "check that the latest backups (and versions) are complete",
 		help: `Checks that the latest backup of each iPhone (or of one) is complete:
 Status.plist says the backup finished, the plists parse, Manifest.db opens
 and every file it lists is there with its size. With --versions the older
 versions are checked too. Nothing is written.
+
+An encrypted backup's files cannot be checked without its password:
+with --password-file (- reads stdin) Manifest.db is decrypted and every
+file it lists must decrypt to its size, as deep as a plain backup's
+check. A backup the password does not open fails with cause
+wrong_backup_password.
 
 With the service running, it verifies through the service, so that no
 backup is swapped in under it; without, it reads backup_dir directly.
@@ -42,6 +50,8 @@ Exit status: 0 when every backup verifies, 1 when any does not (or on
 an error), 2 on bad arguments.`,
 		flags: func(fs *flag.FlagSet) runner {
 			var all, versions, asJSON bool
+			var passwordFile string
+			fs.StringVar(&passwordFile, "password-file", "", "check encrypted backups with the password on the first line of this file (- for stdin)")
 			fs.BoolVar(&all, "all", false, "verify every device's backup (the default without a UDID)")
 			fs.BoolVar(&versions, "versions", false, "verify the older versions too, not only the latest backup")
 			fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -59,13 +69,20 @@ an error), 2 on bad arguments.`,
 						return fail(exitUsage, "%w", err)
 					}
 				}
-				return verify(ctx, a, udid, versions, asJSON)
+				var password string
+				if passwordFile != "" {
+					var err error
+					if password, err = (passwordSource{file: passwordFile, stdin: os.Stdin}).read(false, ""); err != nil {
+						return fail(exitError, "%w", err)
+					}
+				}
+				return verify(ctx, a, udid, versions, password, asJSON)
 			}
 		},
 	}
 }
 
-func verify(ctx context.Context, a *app, udid string, versions, asJSON bool) error {
+func verify(ctx context.Context, a *app, udid string, versions bool, password string, asJSON bool) error {
 	cfg, err := a.config()
 	if err != nil {
 		return err
@@ -80,14 +97,14 @@ func verify(ctx context.Context, a *app, udid string, versions, asJSON bool) err
 
 	rep := verifyReport{BackupDir: cfg.BackupDir}
 	stopSpin := spinner(a.stderr, tty, "verifying")
-	resp, err := c.Verify(ctx, udid, api.VerifyRequest{Versions: versions})
+	resp, err := c.Verify(ctx, udid, api.VerifyRequest{Versions: versions, Password: password})
 	stopSpin()
 	switch {
 	case err == nil:
 		rep.DaemonRunning, rep.Backups = true, resp.Backups
 	case errors.Is(err, client.ErrNoDaemon):
 		fmt.Fprintf(a.stderr, "backupd verify: daemon not running; reading %s directly\n", cfg.BackupDir)
-		if rep.Backups, err = verifyDirect(ctx, cfg, udid, versions, a.stderr, tty); err != nil {
+		if rep.Backups, err = verifyDirect(ctx, cfg, udid, versions, []byte(password), a.stderr, tty); err != nil {
 			return fail(exitError, "%w", err)
 		}
 	default:
@@ -116,7 +133,7 @@ func verify(ctx context.Context, a *app, udid string, versions, asJSON bool) err
 }
 
 // verifyDirect verifies without the daemon: backup_dir opened read-only.
-func verifyDirect(ctx context.Context, cfg fileConfig, udid string, versions bool, stderr io.Writer, tty bool) ([]api.VerifyResult, error) {
+func verifyDirect(ctx context.Context, cfg fileConfig, udid string, versions bool, password []byte, stderr io.Writer, tty bool) ([]api.VerifyResult, error) {
 	r, err := repo.Open(cfg.BackupDir, repo.Options{})
 	if err != nil {
 		return nil, err
@@ -150,7 +167,7 @@ func verifyDirect(ctx context.Context, cfg fileConfig, udid string, versions boo
 			fmt.Fprintf(stderr, "\r\033[Kverifying %d of %d: %s (%s)", done+1, total, nameOf(names, u), shortUDID(u))
 		}
 	}
-	return offline.VerifyBackups(ctx, r, udids, versions, func(u string) string { return names[u] }, progress)
+	return offline.VerifyBackups(ctx, r, udids, versions, password, func(u string) string { return names[u] }, progress)
 }
 
 // spinner shows what is being waited for, with the time so far, on a
@@ -199,6 +216,9 @@ func printVerify(w io.Writer, rep verifyReport, bad int) {
 		}
 		if b.Error != "" {
 			fmt.Fprintf(w, "    %s\n", b.Error)
+		}
+		if b.Cause == cause.WrongBackupPassword {
+			fmt.Fprintf(w, "    the password does not open it (%s)\n    Fix: %s\n", b.Cause, wrongPasswordFix)
 		}
 	}
 	if bad == 0 {

@@ -414,6 +414,11 @@ func parseTime(s string) (time.Time, error) {
 type VerifyRequest struct {
 	// Versions verifies the older versions too, not only the latest.
 	Versions bool `json:"versions,omitempty"`
+	// Password, when set, checks encrypted backups as deeply as plain
+	// ones: Manifest.db decrypts and every file it lists decrypts to its
+	// size. A backup it does not open fails with cause
+	// wrong_backup_password. The daemon never logs it.
+	Password string `json:"password,omitempty"`
 }
 
 // VerifyResponse lists one result per backup verified: each device's

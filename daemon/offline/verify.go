@@ -53,7 +53,10 @@ func BackupUDIDs(backupDir string) ([]string, error) {
 
 // VerifyBackups re-verifies the latest backup of each device in udids
 // (every device with a backup when udids is empty) and, with versions,
-// its older versions. It only reads. nameOf, when not nil, names a
+// its older versions. It only reads. A password, when given, checks the
+// encrypted backups as deeply as plain ones (repo.VerifyEncrypted); one
+// it does not open fails with cause wrong_backup_password. nameOf, when
+// not nil, names a
 // device; progress, when not nil, hears of each backup before it is
 // verified.
 //
@@ -62,7 +65,7 @@ func BackupUDIDs(backupDir string) ([]string, error) {
 // removes meanwhile is left out. The error is for the context or a
 // directory that cannot be listed; a backup that does not verify is a
 // result.
-func VerifyBackups(ctx context.Context, r *repo.Repo, udids []string, versions bool, nameOf func(string) string, progress VerifyProgress) ([]api.VerifyResult, error) {
+func VerifyBackups(ctx context.Context, r *repo.Repo, udids []string, versions bool, password []byte, nameOf func(string) string, progress VerifyProgress) ([]api.VerifyResult, error) {
 	if len(udids) == 0 {
 		var err error
 		if udids, err = BackupUDIDs(r.Dir()); err != nil {
@@ -97,7 +100,7 @@ func VerifyBackups(ctx context.Context, r *repo.Repo, udids []string, versions b
 		if progress != nil {
 			progress(i, len(items), it.udid, it.v.Path)
 		}
-		res, keep, err := verifyOne(ctx, r, it.v)
+		res, keep, err := verifyOne(ctx, r, it.v, password)
 		if err != nil {
 			return out, err
 		}
@@ -122,10 +125,10 @@ const verifyAttempts = 3
 
 // verifyOne verifies one backup. keep is false for a version that
 // retention removed while it was being verified.
-func verifyOne(ctx context.Context, r *repo.Repo, v repo.Version) (res api.VerifyResult, keep bool, err error) {
+func verifyOne(ctx context.Context, r *repo.Repo, v repo.Version, password []byte) (res api.VerifyResult, keep bool, err error) {
 	for attempt := 1; ; attempt++ {
 		before, berr := os.Lstat(v.Path)
-		rep, verr := r.Verify(ctx, v.Path)
+		rep, verr := r.VerifyEncrypted(ctx, v.Path, password)
 		if ctx.Err() != nil {
 			return res, false, ctx.Err()
 		}

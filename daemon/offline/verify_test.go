@@ -43,7 +43,7 @@ func TestVerifyBackupsFindsEveryBackup(t *testing.T) {
 		seen = append(seen, strings.Join([]string{string(rune('0' + done)), string(rune('0' + total)), udid}, "/"))
 	}
 	names := func(u string) string { return "name of " + u }
-	res, err := VerifyBackups(context.Background(), r, nil, true, names, progress)
+	res, err := VerifyBackups(context.Background(), r, nil, true, nil, names, progress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +62,13 @@ func TestVerifyBackupsFindsEveryBackup(t *testing.T) {
 		t.Errorf("progress said %q, want %q", seen, want)
 	}
 
-	res, err = VerifyBackups(context.Background(), r, []string{"BBBB-2222"}, false, nil, nil)
+	res, err = VerifyBackups(context.Background(), r, []string{"BBBB-2222"}, false, nil, nil, nil)
 	if err != nil || len(res) != 0 {
 		t.Errorf("VerifyBackups(BBBB-2222) without versions = %+v, %v; want nothing (it has no latest)", res, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := VerifyBackups(ctx, r, nil, true, nil, nil); err == nil {
+	if _, err := VerifyBackups(ctx, r, nil, true, nil, nil, nil); err == nil {
 		t.Error("VerifyBackups with a cancelled context succeeded")
 	}
 }
