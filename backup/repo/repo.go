@@ -156,7 +156,8 @@ func Open(backupDir string, opts Options) (*Repo, error) {
 // Dir returns the backup directory, absolute.
 func (r *Repo) Dir() string { return r.dir }
 
-// Close releases the lock on the backup directory. A Staging still open
+// Close releases the lock on the backup directory and every staging's lock
+// on its latest. A Staging still open
 // stays on disk as it is; the next Recover or Begin discards it.
 func (r *Repo) Close() error {
 	r.mu.Lock()
@@ -165,6 +166,13 @@ func (r *Repo) Close() error {
 		return nil
 	}
 	r.closed = true
+	// A closed Repo holds no locks, as a process that ended holds none:
+	// an open staging's lock on its latest would otherwise keep a later
+	// Repo from recovering or pinning that device.
+	for _, s := range r.active {
+		closeLock(s.latestLock)
+		s.latestLock = nil
+	}
 	if r.lock != nil {
 		return r.lock.Close()
 	}
