@@ -157,8 +157,8 @@ func Open(backupDir string, opts Options) (*Repo, error) {
 func (r *Repo) Dir() string { return r.dir }
 
 // Close releases the lock on the backup directory and every staging's lock
-// on its latest. A Staging still open
-// stays on disk as it is; the next Recover or Begin discards it.
+// on its latest. A Staging still open stays on disk as it is; the next
+// Recover or Begin discards it.
 func (r *Repo) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
