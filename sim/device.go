@@ -148,9 +148,9 @@ type Device struct {
 	// rebootTime is how long a reboot keeps the device away; 0 means
 	// defaultRebootTime.
 	rebootTime time.Duration
-	// serviceTLSSeen is the TLS version each service's last TLS
-	// connection negotiated, for tests.
-	serviceTLSSeen map[string]uint16
+	// serviceTLSSeen is what each service's last TLS connection
+	// showed, for tests.
+	serviceTLSSeen map[string]TLSConn
 }
 
 type dialogState int

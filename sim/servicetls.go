@@ -56,11 +56,16 @@ func (d *Device) overTLS(name string, deviceCert []byte, h func(net.Conn)) func(
 			return
 		}
 		_ = c.SetDeadline(time.Time{})
+		st := t.ConnectionState()
+		seen := TLSConn{Version: st.Version}
+		if len(st.PeerCertificates) > 0 {
+			seen.ClientCert = st.PeerCertificates[0].Raw
+		}
 		d.mu.Lock()
 		if d.serviceTLSSeen == nil {
-			d.serviceTLSSeen = map[string]uint16{}
+			d.serviceTLSSeen = map[string]TLSConn{}
 		}
-		d.serviceTLSSeen[name] = t.ConnectionState().Version
+		d.serviceTLSSeen[name] = seen
 		d.mu.Unlock()
 		h(t)
 		// Say goodbye in TLS, as the device does, without waiting on a
@@ -70,10 +75,26 @@ func (d *Device) overTLS(name string, deviceCert []byte, h func(net.Conn)) func(
 	}
 }
 
-// ServiceTLSVersions maps each service that ran over TLS to the TLS
-// version (tls.VersionTLS12, tls.VersionTLS13) of its last connection.
-func (d *Device) ServiceTLSVersions() map[string]uint16 {
+// TLSConn is what the device saw of a service's TLS connection.
+type TLSConn struct {
+	Version    uint16 // tls.VersionTLS12, tls.VersionTLS13
+	ClientCert []byte // DER of the certificate the host presented, if any
+}
+
+// ServiceTLS maps each service that ran over TLS to what the device saw
+// of its last connection.
+func (d *Device) ServiceTLS() map[string]TLSConn {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return maps.Clone(d.serviceTLSSeen)
+}
+
+// ServiceTLSVersions maps each service that ran over TLS to the TLS
+// version of its last connection.
+func (d *Device) ServiceTLSVersions() map[string]uint16 {
+	out := map[string]uint16{}
+	for name, c := range d.ServiceTLS() {
+		out[name] = c.Version
+	}
+	return out
 }
