@@ -201,7 +201,11 @@ func (ls *lockdownSession) stopTLS() error {
 	if err != nil {
 		return err
 	}
-	if first[0] != 0x15 { // not a TLS alert: the host went straight to plain text
+	// A plain request starts with a big-endian length under 16 MiB, so
+	// its first byte is 0. A TLS record starts with its content type:
+	// an alert (0x15) in TLS 1.2, application data (0x17) in TLS 1.3,
+	// which encrypts the close_notify alert too.
+	if first[0] == 0 { // the host went straight to plain text
 		return nil
 	}
 	var buf [64]byte

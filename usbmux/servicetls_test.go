@@ -75,3 +75,39 @@ func TestServiceTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestLockdownPlainAfterStopSession: at TLS 1.2 and 1.3 alike, the
+// lockdown connection is plain text again after StopSession, both sides
+// having exchanged close_notify. (TLS 1.3 sends the alert as an
+// application-data record; a device that looked for an alert record
+// would take it for a plain request and drop the connection.)
+func TestLockdownPlainAfterStopSession(t *testing.T) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			s, devs := simtest.StartT(t, sim.DeviceConfig{TLSMaxVersion: v})
+			c := simClient(t, s)
+			dev := simDevice(t, c, devs[0])
+			ctx := testCtx(t)
+			rec, err := c.ReadPairRecord(ctx, dev.UDID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := c.DialLockdown(ctx, dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			for i := range 2 {
+				if _, err := l.StartSession(ctx, rec); err != nil {
+					t.Fatalf("session %d: %v", i, err)
+				}
+				if err := l.StopSession(ctx); err != nil {
+					t.Fatalf("StopSession %d: %v", i, err)
+				}
+				if typ, err := l.QueryType(ctx); err != nil || typ != lockdown.Type {
+					t.Fatalf("plain QueryType after session %d: %q, %v", i, typ, err)
+				}
+			}
+		})
+	}
+}
