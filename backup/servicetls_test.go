@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"testing"
 
+	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/sim"
 )
@@ -48,5 +49,19 @@ func TestBackupOverServiceTLS(t *testing.T) {
 				t.Fatalf("versions after two backups: %v", vs)
 			}
 		})
+	}
+}
+
+// TestRestoreOverServiceTLS: a restore to a phone on Wi-Fi, whose
+// services all run over TLS, delivers every file intact.
+func TestRestoreOverServiceTLS(t *testing.T) {
+	r := newRig(t, sim.DeviceConfig{ConnType: sim.Network, TLSMaxVersion: tls.VersionTLS13, Files: sim.FileSpec{Count: 80}}, testOptions(t))
+	r.mustBackup(Target{})
+	if res, err := r.restore(repo.LatestName, restoreOpts()); err != nil {
+		t.Fatalf("restore over TLS: %v (%+v)", err, res)
+	}
+	requireIntact(t, r.dev, 80)
+	if v := r.dev.ServiceTLSVersions()[lockdown.ServiceMobileBackup2]; v != tls.VersionTLS13 {
+		t.Fatalf("mobilebackup2 ran over TLS version %#x, want TLS 1.3", v)
 	}
 }

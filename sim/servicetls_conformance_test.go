@@ -63,3 +63,25 @@ func checkServiceTLS(t *testing.T, d *Device, version uint16) {
 		}
 	}
 }
+
+// TestIdevicebackup2RestoreServiceTLS: Debian's idevicebackup2 restores
+// into a device whose services run over TLS 1.3, and every file arrives
+// intact.
+func TestIdevicebackup2RestoreServiceTLS(t *testing.T) {
+	s, devs := simtest.StartT(t, DeviceConfig{
+		Files:         FileSpec{Count: 60},
+		ServiceTLS:    tlsServices,
+		TLSMaxVersion: tls.VersionTLS13,
+	})
+	d := devs[0]
+	dir := t.TempDir()
+	backupWithTool(t, s, d, dir)
+	out, err := runTool(t, s, 3*time.Minute, "idevicebackup2", "-u", d.UDID(), "restore", "--system", dir)
+	if err != nil || !strings.Contains(out, "Restore Successful.") {
+		t.Fatalf("restore over TLS: %v\n%s", err, out)
+	}
+	if rep := d.LastRestore(); !rep.Done || rep.ErrorCode != 0 || rep.Asked != 60 || rep.Intact != 60 {
+		t.Fatalf("the device did not get every file intact:\n%s", FormatRestoreReport(rep))
+	}
+	checkServiceTLS(t, d, tls.VersionTLS13)
+}
