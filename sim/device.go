@@ -73,7 +73,16 @@ type DeviceConfig struct {
 	// means backupsvc.TestParams, which keep tests fast.
 	// backupcrypt.DeviceParams are a real iPhone's.
 	BackupKeyRounds backupcrypt.Params
-	Faults          Faults
+	// ServiceTLS names the services (proto/lockdown's names) whose
+	// StartService answer carries EnableServiceSSL: the host must then
+	// speak TLS on the service's connection from its first byte to its
+	// last, with the pair record's certificates, as on the lockdown
+	// session. On a Network link every service does, whatever this says.
+	ServiceTLS []string
+	// TLSMaxVersion caps the TLS version of lockdown sessions and
+	// services: tls.VersionTLS12 (the default) or tls.VersionTLS13.
+	TLSMaxVersion uint16
+	Faults        Faults
 }
 
 func (c *DeviceConfig) defaults(n int) {
@@ -139,6 +148,9 @@ type Device struct {
 	// rebootTime is how long a reboot keeps the device away; 0 means
 	// defaultRebootTime.
 	rebootTime time.Duration
+	// serviceTLSSeen is what each service's last TLS connection
+	// showed, for tests.
+	serviceTLSSeen map[string]TLSConn
 }
 
 type dialogState int

@@ -131,11 +131,15 @@ func (ls *lockdownSession) handle(name string, req map[string]any) (map[string]a
 	case "StartService":
 		svc, _ := req["Service"].(string)
 		_, hasEscrow := req["EscrowBag"]
-		port, errCode := d.startService(svc, ls.id != "", hasEscrow)
+		port, ssl, errCode := d.startService(svc, ls.id != "", hasEscrow, ls.hostID)
 		if errCode != "" {
 			return fail(errCode), nil
 		}
-		return map[string]any{"Service": svc, "Port": int(port)}, nil
+		reply := map[string]any{"Service": svc, "Port": int(port)}
+		if ssl {
+			reply["EnableServiceSSL"] = true
+		}
+		return reply, nil
 	case "ValidatePair":
 		rec, _ := req["PairRecord"].(map[string]any)
 		hostID, _ := rec["HostID"].(string)
@@ -167,18 +171,9 @@ func (ls *lockdownSession) handle(name string, req map[string]any) (map[string]a
 }
 
 func (ls *lockdownSession) startTLS(deviceCert []byte) error {
-	cert, err := tls.X509KeyPair(deviceCert, pemKey(ls.d.key))
+	cfg, err := ls.d.tlsConfig(deviceCert)
 	if err != nil {
 		return err
-	}
-	cfg := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		// Hosts present either the root (libimobiledevice) or the host
-		// certificate (go-ios, pymobiledevice3); the device checks neither.
-		ClientAuth:             tls.RequestClientCert,
-		MinVersion:             tls.VersionTLS12,
-		MaxVersion:             tls.VersionTLS12,
-		SessionTicketsDisabled: true,
 	}
 	t := tls.Server(ls.raw, cfg)
 	_ = ls.raw.SetDeadline(time.Now().Add(lockdownIOTimeout))
@@ -206,7 +201,11 @@ func (ls *lockdownSession) stopTLS() error {
 	if err != nil {
 		return err
 	}
-	if first[0] != 0x15 { // not a TLS alert: the host went straight to plain text
+	// A plain request starts with a big-endian length under 16 MiB, so
+	// its first byte is 0. A TLS record starts with its content type:
+	// an alert (0x15) in TLS 1.2, application data (0x17) in TLS 1.3,
+	// which encrypts the close_notify alert too.
+	if first[0] == 0 { // the host went straight to plain text
 		return nil
 	}
 	var buf [64]byte

@@ -134,6 +134,9 @@ func (s *Sim) handleMux(c *muxClient, tag uint32, req muxRequest) (bool, error) 
 		for _, d := range s.pluggedDevices() {
 			list = append(list, deviceProps(d))
 		}
+		for _, e := range s.oddEntries() {
+			list = append(list, e.attached())
+		}
 		return false, c.send(tag, map[string]any{"DeviceList": list})
 	case "Listen":
 		if err := c.result(tag, resultOK); err != nil {
@@ -142,11 +145,15 @@ func (s *Sim) handleMux(c *muxClient, tag uint32, req muxRequest) (bool, error) 
 		s.mu.Lock()
 		s.listeners[c] = struct{}{}
 		devs := s.devices
+		odd := s.odd
 		s.mu.Unlock()
 		for _, d := range devs {
 			if d.Plugged() {
 				c.pushAttached(d)
 			}
+		}
+		for _, e := range odd {
+			c.pushOdd(e)
 		}
 		return false, nil
 	case "ListListeners":

@@ -81,18 +81,30 @@ func (d *Device) handler(name string) (func(net.Conn), bool) {
 	}, true
 }
 
-func (d *Device) startService(name string, inSession, hasEscrow bool) (uint16, string) {
+// startService reserves a port for name. ssl says the service runs over
+// TLS, with the device certificate the session's host paired with.
+func (d *Device) startService(name string, inSession, hasEscrow bool, hostID string) (port uint16, ssl bool, errCode string) {
 	if !inSession {
-		return 0, errSessionInactive
+		return 0, false, errSessionInactive
 	}
 	h, ok := d.handler(name)
 	if !ok {
-		return 0, errInvalidService
+		return 0, false, errInvalidService
 	}
 	if name == lockdown.ServiceMobileBackup2 && !hasEscrow {
-		return 0, errEscrowLocked
+		return 0, false, errEscrowLocked
 	}
-	return d.registerService(name, h), ""
+	if d.serviceTLS(name) {
+		d.mu.Lock()
+		cert, trusted := d.trusted[hostID]
+		d.mu.Unlock()
+		if !trusted {
+			// Forgotten since the session started.
+			return 0, false, errInvalidHostID
+		}
+		h, ssl = d.overTLS(name, cert, h), true
+	}
+	return d.registerService(name, h), ssl, ""
 }
 
 func (d *Device) mutate(share float64) int {

@@ -46,6 +46,7 @@ type Sim struct {
 	records   map[string][]byte // UDID → pair record (binary plist), as usbmuxd keeps them
 	listeners map[*muxClient]struct{}
 	clients   map[net.Conn]struct{}
+	odd       []oddEntry // listed beside the phones (AddOddEntry)
 	closed    bool
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"reflect"
 	"testing"
 
@@ -75,7 +76,10 @@ func FuzzMuxStream(f *testing.F) {
 				}
 				continue
 			}
-			if list, err := decodeDeviceList(msg); err == nil {
+			if list, odd, err := decodeDeviceList(msg); err == nil {
+				for _, e := range odd {
+					checkOdd(t, e)
+				}
 				seen := map[uint32]bool{}
 				for _, d := range list {
 					checkDevice(t, d)
@@ -96,8 +100,15 @@ func FuzzMuxStream(f *testing.F) {
 // map stays sound and the events describe the change.
 func applyAndCheck(t *testing.T, devices map[uint32]Device, msg muxMessage) {
 	t.Helper()
-	before := len(devices)
+	before := maps.Clone(devices)
 	evs, err := applyNotification(devices, msg)
+	var odd *OddEntry
+	if errors.As(err, &odd) {
+		checkOdd(t, odd)
+		if !maps.Equal(before, devices) {
+			t.Fatalf("an odd entry changed the map: %+v, was %+v", devices, before)
+		}
+	}
 	if err != nil {
 		if cause.Of(err) != cause.ProtocolError {
 			t.Fatalf("notification error without protocol_error: %v", err)
@@ -124,8 +135,8 @@ func applyAndCheck(t *testing.T, devices map[uint32]Device, msg muxMessage) {
 			t.Fatalf("notification made a %v event", ev.Kind)
 		}
 	}
-	if len(devices) != before+delta {
-		t.Fatalf("map went from %d to %d devices with events %+v", before, len(devices), evs)
+	if len(devices) != len(before)+delta {
+		t.Fatalf("map went from %d to %d devices with events %+v", len(before), len(devices), evs)
 	}
 }
 
@@ -208,6 +219,18 @@ func checkDevice(t *testing.T, d Device) {
 	t.Helper()
 	if d.DeviceID == 0 || checkUDID(d.UDID) != nil || (d.ConnType != ConnUSB && d.ConnType != ConnNetwork) {
 		t.Fatalf("accepted device %+v", d)
+	}
+}
+
+// checkOdd checks that a skipped entry is one the watcher could not have
+// used: a serial that is not a UDID or an unknown connection type.
+func checkOdd(t *testing.T, e *OddEntry) {
+	t.Helper()
+	if checkUDID(e.Serial) == nil && (e.ConnType == ConnUSB || e.ConnType == ConnNetwork) {
+		t.Fatalf("skipped a usable entry %+v", e)
+	}
+	if cause.Of(e) != cause.ProtocolError {
+		t.Fatalf("odd entry with cause %s", cause.Of(e))
 	}
 }
 

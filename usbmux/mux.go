@@ -103,6 +103,8 @@ type Client struct {
 	// and we do not make three RSA keys on every check.
 	mu      sync.Mutex
 	pending map[string]*pendingPair
+	// oddLogged holds the odd usbmuxd entries already logged (noteOdd).
+	oddLogged map[string]bool
 }
 
 // NewClient returns a client for the usbmuxd at cfg.Addr.
@@ -120,7 +122,7 @@ func NewClient(cfg Config) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, log: log, pending: map[string]*pendingPair{}}
+	return &Client{cfg: cfg, log: log, pending: map[string]*pendingPair{}, oddLogged: map[string]bool{}}
 }
 
 // Addr returns the usbmuxd address the client uses.
@@ -238,6 +240,8 @@ func result(msgType string, reply muxMessage) error {
 
 // deviceFromMessage reads one Attached message (pushed, or an entry of
 // ListDevices). Everything that ends up in a file name or a log is checked.
+// An entry that is well formed but not a phone we can use (see OddEntry)
+// is an *OddEntry error, for the caller to skip.
 func deviceFromMessage(m muxMessage) (Device, error) {
 	if m.Properties == nil {
 		return Device{}, protocolError("usbmuxd %s without Properties", m.MessageType)
@@ -254,12 +258,12 @@ func deviceFromMessage(m muxMessage) (Device, error) {
 		return Device{}, protocolError("usbmuxd %s: DeviceID %d, but %d in its Properties", m.MessageType, id, p.DeviceID)
 	}
 	if err := checkUDID(p.SerialNumber); err != nil {
-		return Device{}, protocolError("usbmuxd %s of device %d: %w", m.MessageType, id, err)
+		return Device{}, newOddEntry(id, p, err)
 	}
 	switch p.ConnectionType {
 	case ConnUSB, ConnNetwork:
 	default:
-		return Device{}, protocolError("usbmuxd %s of device %d: connection type %.40q is neither USB nor Network", m.MessageType, id, p.ConnectionType)
+		return Device{}, newOddEntry(id, p, fmt.Errorf("connection type %.40q is neither USB nor Network", p.ConnectionType))
 	}
 	return Device{
 		UDID:       p.SerialNumber,
@@ -292,28 +296,35 @@ func checkUDID(u string) error {
 	return nil
 }
 
-// decodeDeviceList reads a ListDevices reply.
-func decodeDeviceList(reply muxMessage) ([]Device, error) {
+// decodeDeviceList reads a ListDevices reply. Odd entries are skipped and
+// returned apart; the phones beside them are kept.
+func decodeDeviceList(reply muxMessage) ([]Device, []*OddEntry, error) {
 	if reply.MessageType == "Result" {
-		return nil, result("ListDevices", reply)
+		return nil, nil, result("ListDevices", reply)
 	}
 	if reply.DeviceList == nil {
-		return nil, protocolError("usbmuxd ListDevices: reply without DeviceList")
+		return nil, nil, protocolError("usbmuxd ListDevices: reply without DeviceList")
 	}
 	devs := make([]Device, 0, len(reply.DeviceList))
+	var odd []*OddEntry
 	seen := map[uint32]bool{}
 	for _, e := range reply.DeviceList {
 		d, err := deviceFromMessage(e)
+		var oe *OddEntry
+		if errors.As(err, &oe) {
+			odd = append(odd, oe)
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("usbmuxd ListDevices: %w", err)
+			return nil, nil, fmt.Errorf("usbmuxd ListDevices: %w", err)
 		}
 		if seen[d.DeviceID] {
-			return nil, protocolError("usbmuxd ListDevices: DeviceID %d listed twice", d.DeviceID)
+			return nil, nil, protocolError("usbmuxd ListDevices: DeviceID %d listed twice", d.DeviceID)
 		}
 		seen[d.DeviceID] = true
 		devs = append(devs, d)
 	}
-	return devs, nil
+	return devs, odd, nil
 }
 
 // ListDevices returns the devices usbmuxd has now. Ours, over wire: the
@@ -330,7 +341,11 @@ func (c *Client) ListDevices(ctx context.Context) ([]Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeDeviceList(reply)
+	devs, odd, err := decodeDeviceList(reply)
+	for _, e := range odd {
+		c.noteOdd(ctx, e)
+	}
+	return devs, err
 }
 
 // ReadBUID returns the host's system BUID, which usbmuxd keeps and every

@@ -279,6 +279,13 @@ func (w *Watcher) session(ctx context.Context, up func()) error {
 			return err
 		}
 		evs, err := w.apply(msg)
+		var odd *OddEntry
+		if errors.As(err, &odd) {
+			// Not a phone: usbmuxd is not out of step, and the phones
+			// beside it must stay in view.
+			w.c.noteOdd(ctx, odd)
+			continue
+		}
 		if err != nil {
 			// Out of step with usbmuxd: reconnecting rebuilds the list
 			// from scratch, which is safer than guessing.
@@ -300,7 +307,8 @@ func (w *Watcher) apply(msg muxMessage) ([]Event, error) {
 	return applyNotification(w.devices, msg)
 }
 
-// applyNotification is apply on a plain map, for tests and fuzzing.
+// applyNotification is apply on a plain map, for tests and fuzzing. An
+// Attached of an odd entry is an *OddEntry error and changes nothing.
 func applyNotification(devices map[uint32]Device, msg muxMessage) ([]Event, error) {
 	switch msg.MessageType {
 	case "Attached":

@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/sim"
 )
 
@@ -47,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	product := fs.String("product-type", "iPhone14,5", "ProductType, e.g. iPhone16,1 for an iPhone 15 Pro")
 	unplugged := fs.Bool("unplugged", false, "start with the devices unplugged (plug them with ctl)")
 	preflight := fs.Bool("preflight", false, "pair from usbmuxd itself when the user taps Trust, as Linux's usbmuxd does")
+	serviceTLS := fs.String("service-tls", "", "services that run over TLS on USB (EnableServiceSSL), comma-separated, or \"backup\" for mobilebackup2, AFC and notification_proxy; on Wi-Fi every service does")
+	tlsMax := fs.String("tls-max", "1.2", "highest TLS version of lockdown sessions and services: 1.2 or 1.3")
+	odd := fs.String("odd-entries", "", "odd usbmuxd entries to list beside the phones, comma-separated: mac-serial, unknown-conntype")
 	verbose := fs.Bool("v", false, "log every protocol request")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: iphonesim [flags]\n       iphonesim ctl [--control PATH] COMMAND...\n\nRuns simulated iPhones behind a simulated usbmuxd until interrupted.\n\nFlags:\n")
@@ -70,6 +75,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *link != sim.USB && *link != sim.Network {
 		fmt.Fprintln(stderr, "iphonesim: --link is USB or Network")
+		return 2
+	}
+	tlsVersion, ok := map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}[*tlsMax]
+	if !ok {
+		fmt.Fprintln(stderr, "iphonesim: --tls-max is 1.2 or 1.3")
+		return 2
+	}
+	oddEntries, err := sim.ParseOddEntries(*odd)
+	if err != nil {
+		fmt.Fprintln(stderr, "iphonesim:", err)
 		return 2
 	}
 	if *control == "" {
@@ -96,6 +111,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Speed:       *speed,
 			ProductType: *product,
 			Files:       sim.FileSpec{Seed: *seed + int64(i), Count: *files, MinSize: *minSize, MaxSize: *maxSize},
+
+			ServiceTLS:    serviceList(*serviceTLS),
+			TLSMaxVersion: tlsVersion,
 		})
 		if err != nil {
 			fmt.Fprintln(stderr, "iphonesim:", err)
@@ -103,6 +121,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if !*unplugged {
 			d.Plug()
+		}
+	}
+	for _, k := range oddEntries {
+		if _, err := s.AddOddEntry(k); err != nil {
+			fmt.Fprintln(stderr, "iphonesim:", err)
+			return 1
 		}
 	}
 	if err := s.Start(); err != nil {
@@ -122,6 +146,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	<-ctx.Done()
 	return 0
+}
+
+// serviceList reads --service-tls: service names, or "backup" for the
+// three a backup uses.
+func serviceList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "":
+		case "backup":
+			out = append(out, lockdown.ServiceMobileBackup2, lockdown.ServiceAFC, lockdown.ServiceNotificationProxy)
+		default:
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func dirOf(p string) string {
