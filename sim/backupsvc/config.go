@@ -132,7 +132,10 @@ const (
 	// "<UDID>/../../backupd-hostile-dotdot", outside the backup directory.
 	HostileDotDot Hostile = "dotdot"
 	// HostileAbsolute uploads the first data file to the absolute path
-	// "/tmp/backupd-hostile-absolute".
+	// "/../tmp/backupd-hostile-absolute": /tmp/backupd-hostile-absolute
+	// taken as it stands. A leading '/' alone is no attack (real iPhones
+	// send "/.b/6/..." and hosts map it under the backup directory); one
+	// that climbs out of it is.
 	HostileAbsolute Hostile = "absolute"
 	// HostileSymlink uploads the first data file to
 	// "<UDID>/Snapshot/link/escape". The host never creates symlinks over

@@ -302,7 +302,7 @@ func TestHostile(t *testing.T) {
 		check func(t *testing.T, h *testHost, hostErr error)
 	}{
 		{HostileDotDot, rejectedPath(udid + "/../../backupd-hostile-dotdot")},
-		{HostileAbsolute, rejectedPath("/tmp/backupd-hostile-absolute")},
+		{HostileAbsolute, rejectedPath("/../tmp/backupd-hostile-absolute")},
 		{HostileMkdirEscape, rejectedPath(udid + "/../../backupd-hostile-mkdir")},
 		{HostileMoveEscape, rejectedPath(udid + "/../../backupd-hostile-move")},
 		{HostileRemoveEscape, rejectedPath(udid + "/../../backupd-hostile-remove")},

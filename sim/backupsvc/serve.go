@@ -792,7 +792,7 @@ func (s *session) uploadData(send []fileset.File, need int64) (done bool, err er
 				case HostileDotDot:
 					path = s.target + "/../../backupd-hostile-dotdot"
 				case HostileAbsolute:
-					path = "/tmp/backupd-hostile-absolute"
+					path = "/../tmp/backupd-hostile-absolute"
 				case HostileSymlink:
 					path = s.target + "/Snapshot/link/escape"
 				case HostileLongName:
