@@ -89,7 +89,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 			},
 		},
 		{
-			name:  "MoveItems onto a host path stays inside",
+			name: "MoveItems onto a host path stays inside",
 			setup: func(h *harness) {
 				h.write("U/a", "a")
 				h.write(filepath.ToSlash(filepath.Join(sentinel(h), "keep")), "old")
