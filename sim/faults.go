@@ -60,4 +60,9 @@ type Faults struct {
 	// NoCommonVersion makes mobilebackup2's Hello find no protocol
 	// version in common, as with an iOS too old or too new for the host.
 	NoCommonVersion bool
+	// UnreadableFiles is how many data files of each backup the device
+	// cannot read: each is sent as an error block ("Input/output error")
+	// and the backup still succeeds. With ErrorCode 104 the device ends
+	// the backup after the upload with "multiple errors uploading files".
+	UnreadableFiles int
 }
