@@ -135,6 +135,13 @@ func faultMatrix() map[string]matrixRow {
 				m.startDaemon(t)
 			}},
 		"protocol_error": {want: cause.ProtocolError, faults: []string{"hostile=malformed-plist"}, within: 10 * time.Second},
+		// The phone could not read some of its files: with ErrorCode 104
+		// the backup failed; with 0 it is kept without them. Either way
+		// the run and status name the files.
+		"device_upload_errors": {want: cause.DeviceUploadErrors, faults: []string{"unreadable-files=2", "error-code=104"}, within: 10 * time.Second,
+			check: func(t *testing.T, d deviceEntry) { checkUnreadable(t, d, api.OutcomeFailed) }},
+		"device_upload_errors (kept)": {want: cause.DeviceUploadErrors, faults: []string{"unreadable-files=2"}, within: 10 * time.Second,
+			check: func(t *testing.T, d deviceEntry) { checkUnreadable(t, d, api.OutcomeSuccess) }},
 		// The restore's own causes: the plug-in backup first, then a
 		// restore the phone or backupd refuses.
 		"find_my_enabled": {want: cause.FindMyEnabled, before: [][]string{{"findmy", "", "on"}}, within: 10 * time.Second,
@@ -160,6 +167,28 @@ func faultMatrix() map[string]matrixRow {
 					}
 				})
 			}},
+	}
+}
+
+// checkUnreadable: the run names the two files the phone could not read
+// and ended as outcome says, and status prints them.
+func checkUnreadable(t *testing.T, d deviceEntry, outcome string) {
+	t.Helper()
+	r := d.LastAttempt
+	if r == nil || r.Outcome != outcome || r.UnreadableCount != 2 || len(r.Unreadable) != 2 {
+		t.Fatalf("last attempt %+v; want %s naming 2 unreadable files", r, outcome)
+	}
+	for _, u := range r.Unreadable {
+		if u.Name == "" || u.Message != "Input/output error" {
+			t.Errorf("unreadable file %+v", u)
+		}
+	}
+	if outcome == api.OutcomeSuccess && d.LastSuccess.IsZero() {
+		t.Error("the kept backup is not the last success")
+	}
+	line := statusLine(d, time.Now())
+	if !strings.Contains(line, "the iPhone could not read 2 files ("+r.Unreadable[0].Name) {
+		t.Errorf("status does not name the files: %s", line)
 	}
 }
 
@@ -213,7 +242,7 @@ func TestFaultMatrix(t *testing.T) {
 		cause.PairingInvalid, cause.PasscodeNotEntered, cause.WrongBackupPassword, cause.DeviceSnapshotFailed,
 		cause.HostDiskFull, cause.HostNotWritable, cause.CableUnstable, cause.Disconnected, cause.SlowLink,
 		cause.DeviceBusy, cause.BatteryLow, cause.Stalled, cause.IOSUnsupported, cause.Interrupted, cause.ProtocolError,
-		cause.FindMyEnabled, cause.RestoreNeedsReboot, cause.IOSTooOld, cause.BackupIncomplete} {
+		cause.FindMyEnabled, cause.RestoreNeedsReboot, cause.IOSTooOld, cause.BackupIncomplete, cause.DeviceUploadErrors} {
 		if !covered[c] {
 			t.Errorf("no row for %s", c)
 		}
