@@ -393,6 +393,8 @@ func (a *actor) showEnded(run store.Run, berr error, start time.Time, slow bool,
 		note := ""
 		if slow {
 			note = cause.Lookup(cause.SlowLink).Summary
+		} else if run.UnreadableCount > 0 {
+			note = keptWithout(run.UnreadableCount)
 		}
 		a.setState(api.StateSucceeded, run.Cause, note, next)
 		out.next, out.nextTrigger = next, store.TriggerSchedule
