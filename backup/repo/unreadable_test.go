@@ -2,8 +2,10 @@ package repo_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,4 +78,43 @@ func TestVerifyUnreadableFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzVerifyUnreadableList: whatever backupd-unreadable.json holds, Verify
+// does not panic, and it excuses only files the list names: the one file
+// damaged here verifies only when the list names its fileID.
+func FuzzVerifyUnreadableList(f *testing.F) {
+	content := files(3, 1)
+	var rels []string
+	for rel := range content {
+		rels = append(rels, rel)
+	}
+	damaged := fileID(rels[0])
+	good, err := repo.EncodeUnreadable(repo.UnreadableList{Count: 1, Files: []repo.UnreadableFile{{Path: "U/Snapshot/" + damaged[:2] + "/" + damaged}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"count":-5,"files":[{"path":"../../` + damaged + `"}]}`))
+	f.Add([]byte(`{"files":[{"path":"/"},{"path":""},{"path":"` + strings.ToUpper(damaged) + `/"}]}`))
+	f.Add([]byte(`null`))
+	dir := f.TempDir()
+	writeBackup(f, dir, fakeBackup{Files: content})
+	writeNew(f, filepath.Join(dir, damaged[:2], damaged), nil)
+	r := openRepo(f, f.TempDir(), repo.Options{})
+	f.Fuzz(func(t *testing.T, list []byte) {
+		writeNew(t, filepath.Join(dir, repo.UnreadableName), list)
+		rep, err := r.Verify(context.Background(), dir)
+		if err != nil && cause.Of(err) != cause.VerifyFailed {
+			t.Fatalf("Verify: %v", err)
+		}
+		var l repo.UnreadableList
+		names := json.Unmarshal(list, &l) == nil && slices.ContainsFunc(l.Files, func(u repo.UnreadableFile) bool { return u.FileID() == damaged })
+		if (err == nil) != names {
+			t.Fatalf("list %q names the damaged file: %t; Verify: %v (%+v)", list, names, err, rep)
+		}
+		if rep.Unreadable < 0 {
+			t.Fatalf("unreadable %d", rep.Unreadable)
+		}
+	})
 }
