@@ -8,6 +8,9 @@ type FileSpec struct {
 	Count   int
 	MinSize int64
 	MaxSize int64
+	// Empty lets MinSize 0 stand, for a set with 0-byte files (real
+	// iPhones hold many); otherwise MinSize 0 means 1 KiB.
+	Empty bool
 }
 
 func (f *FileSpec) defaults(n int) {
@@ -17,7 +20,7 @@ func (f *FileSpec) defaults(n int) {
 	if f.Count == 0 {
 		f.Count = 200
 	}
-	if f.MinSize == 0 {
+	if f.MinSize == 0 && !f.Empty {
 		f.MinSize = 1 << 10
 	}
 	if f.MaxSize == 0 {
