@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -197,5 +198,32 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 			tc.check(t, h, r)
 			h.checkSentinel()
 		})
+	}
+}
+
+// TestRestoreAbsolutePaths: in a restore too, a leading '/' maps under
+// the backup directory, and the path must still name the backup being
+// restored.
+func TestRestoreAbsolutePaths(t *testing.T) {
+	r := &restoreFS{prefix: "SRC/"}
+	tests := []struct{ in, want string }{ // want "" = refused
+		{"SRC/Status.plist", "Status.plist"},
+		{"/SRC/Status.plist", "Status.plist"},
+		{"//SRC/ab/abcd", "ab/abcd"},
+		{"/etc/passwd", ""},
+		{"/SRC/../OTHER/Status.plist", ""},
+		{"/SRC/", ""},
+	}
+	for _, tc := range tests {
+		got, err := r.path("Test", tc.in)
+		if tc.want == "" {
+			if err == nil || !errors.Is(err, ErrHostile) {
+				t.Errorf("path(%q) = %q, %v; want a refusal", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("path(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
 	}
 }
