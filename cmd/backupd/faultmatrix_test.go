@@ -139,8 +139,10 @@ func faultMatrix() map[string]matrixRow {
 		// the backup failed; with 0 it is kept without them. Either way
 		// the run and status name the files.
 		"device_upload_errors": {want: cause.DeviceUploadErrors, faults: []string{"unreadable-files=2", "error-code=104"}, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) { m.statusNamesUnreadable(t, "the backup was not kept") },
 			check: func(t *testing.T, d deviceEntry) { checkUnreadable(t, d, api.OutcomeFailed) }},
 		"device_upload_errors (kept)": {want: cause.DeviceUploadErrors, faults: []string{"unreadable-files=2"}, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) { m.statusNamesUnreadable(t, "the backup was kept without them") },
 			check: func(t *testing.T, d deviceEntry) { checkUnreadable(t, d, api.OutcomeSuccess) }},
 		// The restore's own causes: the plug-in backup first, then a
 		// restore the phone or backupd refuses.
@@ -189,6 +191,18 @@ func checkUnreadable(t *testing.T, d deviceEntry, outcome string) {
 	line := statusLine(d, time.Now())
 	if !strings.Contains(line, "the iPhone could not read 2 files ("+r.Unreadable[0].Name) {
 		t.Errorf("status does not name the files: %s", line)
+	}
+}
+
+// statusNamesUnreadable waits for the verdict, then checks that
+// `backupd status` says the iPhone could not read 2 files and what became
+// of the backup.
+func (m *matrixEnv) statusNamesUnreadable(t *testing.T, kept string) {
+	t.Helper()
+	m.waitVerdict(t, cause.DeviceUploadErrors, 10*time.Second+slack)
+	out, errOut, _ := cli(t, m.bin, "status", "--config", m.config)
+	if !strings.Contains(out, "the iPhone could not read 2 files (") || !strings.Contains(out, kept) {
+		t.Errorf("status does not name the unreadable files or say %q:\n%s%s", kept, out, errOut)
 	}
 }
 
