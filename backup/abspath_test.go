@@ -4,9 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/backupd/backupd/proto/devicelink"
+	"github.com/backupd/backupd/sim"
 )
 
 // TestAbsoluteDevicePaths: real iPhones have named absolute-looking paths
@@ -224,6 +227,34 @@ func TestRestoreAbsolutePaths(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("path(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestAbsolutePathsBackup: a phone that names every path of its backup
+// with a leading '/' backs up as it does with idevicebackup2: full and
+// incremental, everything in its usual place, nothing beside the backups.
+func TestAbsolutePathsBackup(t *testing.T) {
+	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 40}, Faults: sim.Faults{AbsolutePaths: true}}, testOptions(t))
+	before, err := listTree(r.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mustBackup(Target{Repo: r.target, ForceFull: true})
+	checkMatchesDevice(t, r.latest(), r.dev)
+	r.dev.Mutate(0.1)
+	res := r.mustBackup(Target{Repo: r.target})
+	if res.Full {
+		t.Fatal("the second backup was not incremental")
+	}
+	checkMatchesDevice(t, r.latest(), r.dev)
+	after, err := listTree(r.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range after {
+		if !slices.Contains(before, p) && p != "backups" && !strings.HasPrefix(p, "backups/") {
+			t.Errorf("new beside the backups: %s", p)
 		}
 	}
 }

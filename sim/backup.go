@@ -94,6 +94,7 @@ func (d *Device) serveBackup(ctx context.Context, c net.Conn) error {
 			Hostile:              backupsvc.Hostile(f.Hostile),
 			NoCommonVersion:      f.NoCommonVersion,
 			UnreadableFiles:      f.UnreadableFiles,
+			AbsolutePaths:        f.AbsolutePaths,
 		},
 	})
 }

@@ -129,6 +129,26 @@ func TestIdevicebackup2UnreadableFiles(t *testing.T) {
 	checkBackupMatches(t, dir, d)
 }
 
+// TestIdevicebackup2AbsolutePaths: a device that names its paths with a
+// leading '/' ("/<UDID>/Status.plist"), as real iPhones have, backs up
+// with Debian's tool, which joins them to the backup directory with a
+// '/': everything lands under it, in the usual place.
+func TestIdevicebackup2AbsolutePaths(t *testing.T) {
+	s, devs := simtest.StartT(t, DeviceConfig{Files: FileSpec{Count: 40}, Faults: Faults{AbsolutePaths: true}})
+	d := devs[0]
+	dir := t.TempDir()
+	for _, args := range [][]string{{"backup", "--full", dir}, {"backup", dir}} {
+		out, err := runTool(t, s, 2*time.Minute, "idevicebackup2", append([]string{"-u", d.UDID()}, args...)...)
+		if err != nil || !strings.Contains(out, "Backup Successful.") {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	if st := d.BackupStats(); st.LastFull || st.DirsChecked < 3 {
+		t.Fatalf("stats %+v: want an incremental second backup, its listings checked", st)
+	}
+	checkBackupMatches(t, dir, d)
+}
+
 func TestIdevicebackup2Faults(t *testing.T) {
 	cases := []struct {
 		name   string

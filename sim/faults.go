@@ -63,6 +63,9 @@ type Faults struct {
 	// NoCommonVersion makes mobilebackup2's Hello find no protocol
 	// version in common, as with an iOS too old or too new for the host.
 	NoCommonVersion bool
+	// AbsolutePaths makes the device name its backup's paths with a
+	// leading '/', as real iPhones have.
+	AbsolutePaths bool
 	// UnreadableFiles is how many data files of each backup the device
 	// cannot read: each is sent as an error block ("Input/output error")
 	// and the backup still succeeds. With ErrorCode 104 the device ends

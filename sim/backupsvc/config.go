@@ -221,6 +221,10 @@ type Faults struct {
 	// NoCommonVersion answers Hello with ErrorCode 1, as a device whose
 	// iOS speaks none of the host's protocol versions does.
 	NoCommonVersion bool
+	// AbsolutePaths makes the device name every path of a backup with a
+	// leading '/' ("/<UDID>/Snapshot/..."), as real iPhones have named
+	// "/.b/6/..." paths; hosts map them under the backup directory.
+	AbsolutePaths bool
 	// UnreadableFiles is how many data files, the first of each backup,
 	// the device cannot read: each goes out as an error block alone
 	// ("Input/output error") and the backup still ends with ErrorCode 0,

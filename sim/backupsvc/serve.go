@@ -325,6 +325,9 @@ func (s *session) backup(req map[string]any) error {
 	dirs := s.cfg.Set.Dirs()
 	s.sentBytes, s.sentFiles, s.progress = 0, 0, 0
 	s.downloaded, s.unsent, s.sentUnreadable = map[string]int64{}, map[string]bool{}, 0
+	if f.AbsolutePaths {
+		s.target = "/" + s.target
+	}
 	s.stats.begin(true, encrypted)
 
 	if f.PasscodeNeverEntered || f.ErrorCode == CodePasscodeNotEntered || f.PasscodeDelay > 0 {
