@@ -50,10 +50,20 @@ func escape(op, p, reason string) *EscapeError {
 
 // devicePath checks a path the device named and returns it cleaned, with
 // '/' separators, relative to the staging root. It is purely lexical: it
-// refuses what no iPhone sends (empty, over maxLen, NUL, a backslash, an
-// absolute path, a ".." component, a name Windows reserves) so that such a
-// path is never handed to the file system at all. What only the file
-// system can tell — a symlink on the way — os.Root refuses afterwards.
+// refuses what no iPhone sends (empty, over maxLen, NUL, a backslash, a
+// ".." component, a name Windows reserves) so that such a path is never
+// handed to the file system at all. What only the file system can tell —
+// a symlink on the way — os.Root refuses afterwards.
+//
+// A leading '/' is not refused: real iPhones have named absolute-looking
+// paths such as "/.b/6/..." in file operations, and their backups
+// completed because libimobiledevice joins every device path to the
+// backup directory with a '/', which maps it under that directory.
+// backupd does the same, on purpose: the leading slashes are dropped and
+// the rest is confined like any other path, so "/etc/passwd" names
+// <root>/etc/passwd and never the host's file. (pymobiledevice3 joins
+// with pathlib, where an absolute path replaces the root: no host should
+// copy that.)
 //
 // allowRoot permits a path naming the staging root itself ("." or "x/..",
 // though the latter is refused for its ".."), which listing and mkdir may
@@ -69,12 +79,14 @@ func devicePath(op, p string, maxLen int, allowRoot bool) (string, error) {
 	case strings.IndexByte(p, '\\') >= 0:
 		// A separator on Windows; no iPhone path has one.
 		return "", escape(op, p, "contains a backslash")
-	case p[0] == '/':
-		return "", escape(op, p, "absolute path")
+	}
+	raw := p
+	if p = strings.TrimLeft(p, "/"); p == "" {
+		p = "." // "/" names the root itself
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			return "", escape(op, p, "has a .. component")
+			return "", escape(op, raw, "has a .. component")
 		}
 	}
 	clean := path.Clean(p)
@@ -82,12 +94,12 @@ func devicePath(op, p string, maxLen int, allowRoot bool) (string, error) {
 		if allowRoot {
 			return ".", nil
 		}
-		return "", escape(op, p, "names the backup directory itself")
+		return "", escape(op, raw, "names the backup directory itself")
 	}
 	// On Windows this also refuses drive letters, colons (alternate
 	// streams) and reserved names such as NUL or COM1.
 	if !filepath.IsLocal(filepath.FromSlash(clean)) {
-		return "", escape(op, p, "not a local path on this system")
+		return "", escape(op, raw, "not a local path on this system")
 	}
 	return clean, nil
 }

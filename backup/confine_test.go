@@ -26,7 +26,15 @@ func TestDevicePath(t *testing.T) {
 		{".", false, ""},
 		{"UDID/.", false, "UDID"},
 		{"", true, ""},
-		{"/etc/passwd", false, ""},
+		// Absolute-looking paths map under the root, as in
+		// libimobiledevice; climbing out of it is still refused.
+		{"/etc/passwd", false, "etc/passwd"},
+		{"/.b/6/UDID/Snapshot", false, ".b/6/UDID/Snapshot"},
+		{"//UDID/Status.plist", false, "UDID/Status.plist"},
+		{"/", true, "."},
+		{"/", false, ""},
+		{"/../etc/passwd", false, ""},
+		{"/UDID/../../x", false, ""},
 		{"UDID/../x", false, ""},
 		{"..", true, ""},
 		{"UDID/..", true, ""},

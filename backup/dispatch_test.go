@@ -389,8 +389,8 @@ func TestDispatch(t *testing.T) {
 			},
 		},
 		{
-			name: "download absolute",
-			msg:  []any{devicelink.MsgDownloadFiles, []any{"/etc/passwd"}, map[string]any{}, 5.0},
+			name: "download absolute, climbing out",
+			msg:  []any{devicelink.MsgDownloadFiles, []any{"/../etc/passwd"}, map[string]any{}, 5.0},
 			check: func(t *testing.T, h *harness, r reply) {
 				refused(t, r)
 				if len(r.files) != 0 || r.st.Code != devicelink.CodeMultiStatus {
@@ -557,7 +557,7 @@ func TestDispatch(t *testing.T) {
 		{
 			name:  "copy outside",
 			setup: func(h *harness) { h.write("U/src", "x") },
-			msg:   []any{devicelink.MsgCopyItem, "U/src", "/tmp/backupd-copy-escape"},
+			msg:   []any{devicelink.MsgCopyItem, "U/src", "/../tmp/backupd-copy-escape"},
 			check: func(t *testing.T, h *harness, r reply) { refused(t, r) },
 		},
 		{

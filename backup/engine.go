@@ -91,6 +91,13 @@ type Result struct {
 	Cause cause.Code
 	// VersionPath is the committed backup's directory (success only).
 	VersionPath string
+	// Unreadable lists the files the iPhone could not read when it sent
+	// them (the first of them when there were very many), and
+	// UnreadableCount counts them all. A successful backup keeps them
+	// as what arrived of them and records the list in the backup
+	// (unreadable.go).
+	Unreadable      []UnreadableFile
+	UnreadableCount int
 }
 
 // Engine runs backups of devices reached through one usbmuxd. It holds
@@ -214,6 +221,7 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 		return final, err
 	}()
 	res.Files, res.Bytes = s.files, s.bytes
+	res.Unreadable, res.UnreadableCount = s.unreadable.files, s.unreadable.count
 	if final != nil {
 		res.DeviceErrorCode, res.DeviceErrorText = final.Code, final.Text
 	}
@@ -242,6 +250,9 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 	}
 
 	res.Full, res.Encrypted = stagedFacts(fs, dev.UDID, h.values.willEncrypt)
+	if err := recordUnreadable(fs, dev.UDID, s.unreadable); err != nil {
+		return res, err
+	}
 	fs.Close()
 	if err := flushFS(st.Dir()); err != nil {
 		log.Debug("syncfs before commit", "err", err)

@@ -456,9 +456,11 @@ type restoreFS struct {
 	prefix string // "<source>/"
 }
 
-// path maps a path the phone named to one under root, or refuses it.
+// path maps a path the phone named to one under root, or refuses it. A
+// leading '/' maps under the backup directory, as in a backup
+// (devicePath), so "/<source>/x" is "<source>/x".
 func (r *restoreFS) path(op, p string) (string, error) {
-	rel, ok := strings.CutPrefix(p, r.prefix)
+	rel, ok := strings.CutPrefix(strings.TrimLeft(p, "/"), r.prefix)
 	if !ok {
 		return "", escape(op, p, "outside the backup being restored (not under "+strings.TrimSuffix(r.prefix, "/")+"/)")
 	}

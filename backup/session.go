@@ -80,6 +80,12 @@ type session struct {
 	hostErr error
 	final   *deviceResult
 
+	// unreadable are the files the device sent as an error block alone
+	// (unreadable.go); upName is the device's name for the file being
+	// received.
+	unreadable unreadableFiles
+	upName     string
+
 	bufs     [][]byte // upload buffers, lent to a round's workers
 	drainBuf []byte
 	fw       *devicelink.FileWriter

@@ -190,6 +190,7 @@ func (s *session) uploadFiles(msg []any) error {
 			readErr = s.ioError("UploadFiles", err)
 			break
 		}
+		s.upName = h.DeviceName
 		clean, perr := devicePath(devicelink.MsgUploadFiles, h.Path, DefaultMaxPathLen, false)
 		if perr == nil && round == nil {
 			perr = escape(devicelink.MsgUploadFiles, h.Path, "no backup directory in this request")
@@ -279,7 +280,7 @@ func (s *session) receive(fr *devicelink.FileReader, round *uploadRound, clean, 
 			// libimobiledevice keeps the file either way, and so does the
 			// device's later MoveItems.
 			if !rfe.AfterData {
-				s.log.Warn("mobilebackup2: the device could not send a file", "path", raw, "message", rfe.Message)
+				s.couldNotRead(s.upName, raw, rfe.Message)
 			}
 		default:
 			q <- storeOp{kind: storeAbort}

@@ -31,8 +31,9 @@ const (
 	DeviceSnapshotFailed Code = "device_snapshot_failed"
 	HostDiskFull         Code = "host_disk_full"
 	HostNotWritable      Code = "host_not_writable"
-	CorruptBackup        Code = "corrupt_backup" // device ErrorCode 205: the host's copy is damaged
-	VerifyFailed         Code = "verify_failed"  // the device said success but the backup did not verify
+	CorruptBackup        Code = "corrupt_backup"       // device ErrorCode 205: the host's copy is damaged
+	DeviceUploadErrors   Code = "device_upload_errors" // device ErrorCode 104, or files the iPhone could not read
+	VerifyFailed         Code = "verify_failed"        // the device said success but the backup did not verify
 	CableUnstable        Code = "cable_unstable"
 	Disconnected         Code = "disconnected"
 	SlowLink             Code = "slow_link"
@@ -164,6 +165,13 @@ func catalogue() []Info {
 			Summary:  "The previous backup on this computer is damaged, so the iPhone could not add to it.",
 			Fix:      "Start a full backup so the iPhone does not build on the damaged copy; if it happens again, check the disk that holds the backups.",
 			Severity: SeverityError,
+		},
+		{
+			Code:      DeviceUploadErrors,
+			Summary:   "The iPhone could not read some of its own files while it sent them, which happens when it locks during the backup.",
+			Fix:       "Keep the iPhone unlocked, with its screen on, until the backup ends; if it happens again, restart the iPhone.",
+			Severity:  SeverityWarning,
+			Transient: true,
 		},
 		{
 			Code:      VerifyFailed,

@@ -23,6 +23,7 @@ var designCodes = []Code{
 	"not_paired", "unknown", "device_in_setup", "corrupt_backup",
 	"verify_failed", "recent", "quiet_hours", "not_encrypted",
 	"find_my_enabled", "restore_needs_reboot", "ios_too_old", "backup_incomplete",
+	"device_upload_errors",
 }
 
 func TestCatalogueComplete(t *testing.T) {
@@ -310,6 +311,7 @@ func TestFromDeviceError(t *testing.T) {
 	}{
 		{0, None},
 		{3, DeviceSnapshotFailed},
+		{104, DeviceUploadErrors},
 		{105, HostDiskFull},
 		{205, CorruptBackup},
 		{207, WrongBackupPassword},

@@ -14,6 +14,7 @@ func FromErrno(errno syscall.Errno) Code {
 // These are the ones seen in the field (see shared/protocol.md).
 const (
 	DeviceErrSnapshotFailed   = 3   // "Failed to create snapshot", after an interrupted backup
+	DeviceErrUploadErrors     = 104 // "multiple errors uploading files" (the screen locked, say)
 	DeviceErrHostDiskFull     = 105 // not enough free space on the computer
 	DeviceErrCorruptBackup    = 205 // the host's Manifest.plist is empty or corrupt
 	DeviceErrWrongPassword    = 207 // wrong backup password
@@ -33,6 +34,8 @@ func FromDeviceError(errorCode int) Code {
 		return None
 	case DeviceErrSnapshotFailed:
 		return DeviceSnapshotFailed
+	case DeviceErrUploadErrors:
+		return DeviceUploadErrors
 	case DeviceErrHostDiskFull:
 		return HostDiskFull
 	case DeviceErrCorruptBackup:

@@ -137,6 +137,7 @@ func precedence() []Code {
 		RestoreNeedsReboot,
 		DeviceSnapshotFailed,
 		CorruptBackup,
+		DeviceUploadErrors,
 		BackupIncomplete,
 		DeviceInSetup,
 		IOSUnsupported,

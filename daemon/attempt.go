@@ -305,6 +305,7 @@ func (a *actor) backup(ctx context.Context, req attemptReq, facts usbmux.Facts, 
 	run.End = d.now()
 	run.Bytes, run.Files, run.Encrypted = res.Bytes, res.Files, res.Encrypted
 	run.Note = req.note
+	recordUnreadable(&run, res)
 	out := attemptResult{kind: a.outcome(&run, res, berr, why, slow)}
 	stored, _ := d.finishRun(run)
 	out.cause = stored.Cause
@@ -347,6 +348,9 @@ func (a *actor) outcome(run *store.Run, res backup.Result, berr, why error, slow
 		if slow {
 			// A success that took longer than it needed: say why.
 			run.Cause = cause.SlowLink
+		} else if run.UnreadableCount > 0 {
+			// Kept, but without the files the phone could not read.
+			run.Cause = cause.DeviceUploadErrors
 		}
 		return resSuccess
 	// A detach or a stall is joined to what the engine said, not put in
@@ -389,6 +393,8 @@ func (a *actor) showEnded(run store.Run, berr error, start time.Time, slow bool,
 		note := ""
 		if slow {
 			note = cause.Lookup(cause.SlowLink).Summary
+		} else if run.UnreadableCount > 0 {
+			note = keptWithout(run.UnreadableCount)
 		}
 		a.setState(api.StateSucceeded, run.Cause, note, next)
 		out.next, out.nextTrigger = next, store.TriggerSchedule

@@ -33,6 +33,11 @@ type BackupStats struct {
 	Backups   int64 // completed backups so far
 	LastFull  bool
 	Encrypted bool
+	// DirsChecked counts the host's DLContentsOfDirectory answers the
+	// device listed and found to agree with its own manifest;
+	// Unreadable the files it could not read and sent as an error.
+	DirsChecked int
+	Unreadable  int
 }
 
 // BackupStats returns what the last completed backup sent.
@@ -45,6 +50,9 @@ func (d *Device) BackupStats() BackupStats {
 		Backups:   d.state.stats.BackupsCompleted.Load(),
 		LastFull:  r.Full,
 		Encrypted: r.Encrypted,
+
+		DirsChecked: r.DirsChecked,
+		Unreadable:  r.Unreadable,
 	}
 }
 
@@ -85,6 +93,8 @@ func (d *Device) serveBackup(ctx context.Context, c net.Conn) error {
 			StallAfterBytes:      f.StallAfterBytes,
 			Hostile:              backupsvc.Hostile(f.Hostile),
 			NoCommonVersion:      f.NoCommonVersion,
+			UnreadableFiles:      f.UnreadableFiles,
+			AbsolutePaths:        f.AbsolutePaths,
 		},
 	})
 }

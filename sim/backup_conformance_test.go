@@ -83,6 +83,11 @@ func TestIdevicebackup2FullAndIncremental(t *testing.T) {
 	if st := d.BackupStats(); st.FilesSent != 300 || !st.LastFull {
 		t.Fatalf("full backup sent %d files (full=%t), want 300", st.FilesSent, st.LastFull)
 	}
+	// The device checked idevicebackup2's listings of the backup folder,
+	// Snapshot and every xx/ folder against its own manifest.
+	if st := d.BackupStats(); st.DirsChecked < 3 {
+		t.Fatalf("the device checked %d listings, want the backup folder, Snapshot and the xx/ folders", st.DirsChecked)
+	}
 
 	changed := d.Mutate(0.01)
 	if changed < 1 {
@@ -92,8 +97,54 @@ func TestIdevicebackup2FullAndIncremental(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Backup Successful.") {
 		t.Fatalf("incremental backup: %v\n%s", err, out)
 	}
-	if st := d.BackupStats(); st.FilesSent != changed || st.LastFull {
-		t.Fatalf("incremental backup sent %d files (full=%t), want only the %d changed", st.FilesSent, st.LastFull, changed)
+	if st := d.BackupStats(); st.FilesSent != changed || st.LastFull || st.DirsChecked < 3 {
+		t.Fatalf("incremental backup sent %d files (full=%t, %d listings checked), want only the %d changed", st.FilesSent, st.LastFull, st.DirsChecked, changed)
+	}
+	checkBackupMatches(t, dir, d)
+}
+
+// TestIdevicebackup2UnreadableFiles: files the device cannot read go out
+// as an error block alone and the backup still succeeds with Debian's
+// tool, whose listings the device checks at the end; the next backup
+// sends those files again and the backup is then whole.
+func TestIdevicebackup2UnreadableFiles(t *testing.T) {
+	s, devs := simtest.StartT(t, DeviceConfig{Files: FileSpec{Count: 50}, Faults: Faults{UnreadableFiles: 2}})
+	d := devs[0]
+	dir := t.TempDir()
+	out, err := runTool(t, s, 2*time.Minute, "idevicebackup2", "-u", d.UDID(), "backup", "--full", dir)
+	if err != nil || !strings.Contains(out, "Backup Successful.") {
+		t.Fatalf("backup with unreadable files: %v\n%s", err, out)
+	}
+	if st := d.BackupStats(); st.Unreadable != 2 || st.FilesSent != 48 || st.DirsChecked < 3 {
+		t.Fatalf("stats %+v, want 2 unreadable, 48 sent and the listings checked", st)
+	}
+	d.SetFaults(Faults{})
+	out, err = runTool(t, s, 2*time.Minute, "idevicebackup2", "-u", d.UDID(), "backup", dir)
+	if err != nil || !strings.Contains(out, "Backup Successful.") {
+		t.Fatalf("next backup: %v\n%s", err, out)
+	}
+	if st := d.BackupStats(); st.FilesSent != 2 || st.LastFull {
+		t.Fatalf("stats %+v, want the 2 unread files sent again in an incremental backup", st)
+	}
+	checkBackupMatches(t, dir, d)
+}
+
+// TestIdevicebackup2AbsolutePaths: a device that names its paths with a
+// leading '/' ("/<UDID>/Status.plist"), as real iPhones have, backs up
+// with Debian's tool, which joins them to the backup directory with a
+// '/': everything lands under it, in the usual place.
+func TestIdevicebackup2AbsolutePaths(t *testing.T) {
+	s, devs := simtest.StartT(t, DeviceConfig{Files: FileSpec{Count: 40}, Faults: Faults{AbsolutePaths: true}})
+	d := devs[0]
+	dir := t.TempDir()
+	for _, args := range [][]string{{"backup", "--full", dir}, {"backup", dir}} {
+		out, err := runTool(t, s, 2*time.Minute, "idevicebackup2", append([]string{"-u", d.UDID()}, args...)...)
+		if err != nil || !strings.Contains(out, "Backup Successful.") {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	if st := d.BackupStats(); st.LastFull || st.DirsChecked < 3 {
+		t.Fatalf("stats %+v: want an incremental second backup, its listings checked", st)
 	}
 	checkBackupMatches(t, dir, d)
 }

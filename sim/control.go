@@ -26,7 +26,7 @@ fault UDID KEY=VALUE...       set faults (clear resets them); keys: unplug-after
                               unplug-after-files, unplug-at-step, passcode-never-entered,
                               passcode-delay, error-code, slow-link, stall-after-bytes,
                               hostile, first-message-delay, lock-never-granted,
-                              no-common-version (restore: error-code 102/207/208/211,
+                              no-common-version, unreadable-files, absolute-paths (restore: error-code 102/207/208/211,
                               unplug-at-step restore-*, hostile restore-dotdot|
                               restore-absolute|restore-other|restore-mutate)`
 
@@ -162,6 +162,10 @@ func (f *Faults) set(kv string) error {
 		f.LockNeverGranted, err = strconv.ParseBool(v)
 	case "no-common-version":
 		f.NoCommonVersion, err = strconv.ParseBool(v)
+	case "unreadable-files":
+		f.UnreadableFiles = int(atoi())
+	case "absolute-paths":
+		f.AbsolutePaths, err = strconv.ParseBool(v)
 	default:
 		return fmt.Errorf("unknown fault %q", k)
 	}

@@ -36,6 +36,8 @@ func TestControl(t *testing.T) {
 			return f.ErrorCode == 105 && f.LockNeverGranted
 		}},
 		{"fault " + u + " no-common-version=true", "ok", func() bool { return d.Config().Faults.NoCommonVersion }},
+		{"fault " + u + " unreadable-files=2", "ok", func() bool { return d.Config().Faults.UnreadableFiles == 2 }},
+		{"fault " + u + " absolute-paths=true", "ok", func() bool { return d.Config().Faults.AbsolutePaths }},
 		{"fault " + u + " passcode-delay=notaduration", "error: fault passcode-delay", nil},
 		{"fault " + u + " bogus=1", "error: unknown fault", nil},
 		{"fault " + u + " clear", "ok", func() bool { return d.Config().Faults == (Faults{}) }},

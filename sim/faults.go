@@ -8,6 +8,9 @@ type FileSpec struct {
 	Count   int
 	MinSize int64
 	MaxSize int64
+	// Empty lets MinSize 0 stand, for a set with 0-byte files (real
+	// iPhones hold many); otherwise MinSize 0 means 1 KiB.
+	Empty bool
 }
 
 func (f *FileSpec) defaults(n int) {
@@ -17,7 +20,7 @@ func (f *FileSpec) defaults(n int) {
 	if f.Count == 0 {
 		f.Count = 200
 	}
-	if f.MinSize == 0 {
+	if f.MinSize == 0 && !f.Empty {
 		f.MinSize = 1 << 10
 	}
 	if f.MaxSize == 0 {
@@ -60,4 +63,12 @@ type Faults struct {
 	// NoCommonVersion makes mobilebackup2's Hello find no protocol
 	// version in common, as with an iOS too old or too new for the host.
 	NoCommonVersion bool
+	// AbsolutePaths makes the device name its backup's paths with a
+	// leading '/', as real iPhones have.
+	AbsolutePaths bool
+	// UnreadableFiles is how many data files of each backup the device
+	// cannot read: each is sent as an error block ("Input/output error")
+	// and the backup still succeeds. With ErrorCode 104 the device ends
+	// the backup after the upload with "multiple errors uploading files".
+	UnreadableFiles int
 }

@@ -127,6 +127,11 @@ type Run struct {
 	Version string `json:"version,omitempty"`
 	// Note is free text, such as "skipped: recent".
 	Note string `json:"note,omitempty"`
+	// UnreadableCount counts the files the iPhone could not read when it
+	// sent them; Unreadable lists them, or the first
+	// MaxUnreadableRecorded of them.
+	UnreadableCount int              `json:"unreadable_count,omitempty"`
+	Unreadable      []UnreadableFile `json:"unreadable,omitempty"`
 }
 
 // SetError fills r's cause and the details kept beside it from err, using

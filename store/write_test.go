@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -339,7 +340,7 @@ func TestSetError(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := Run{Cause: cause.Stalled, Errno: "old", DeviceErrorCode: 1, DeviceErrorText: "old"}
 			r.SetError(c.err)
-			if r != c.want {
+			if !reflect.DeepEqual(r, c.want) {
 				t.Errorf("SetError(%v) = %+v, want %+v", c.err, r, c.want)
 			}
 		})
@@ -490,7 +491,7 @@ func runsEqual(a, b Run) bool {
 		return false
 	}
 	a.Start, a.End, b.Start, b.End = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	return a == b
+	return reflect.DeepEqual(a, b)
 }
 
 func devicesEqual(a, b Device) bool {

@@ -31,7 +31,10 @@
 //
 // Commit runs these steps; the names are the ones a failpoint sees.
 //
-//  1. verified: the staged tree passes Verify.
+//  1. verified: the staged tree passes Verify. Files the backup lists as
+//     ones the iPhone could not read (UnreadableName) are left out of its
+//     presence and size checks: a backup the phone called successful is
+//     kept without them.
 //  2. synced: every file not shared with an older backup, and every
 //     directory, is fsynced; the tree's root gets the commit time as its
 //     modification time (it names the version when the tree is retired).

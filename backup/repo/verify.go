@@ -37,6 +37,10 @@ type VerifyReport struct {
 	// encrypted backup): all that can be said about them without the
 	// password.
 	FilesOnDisk int
+	// Unreadable is how many files the backup records the iPhone could
+	// not read when it sent them (see UnreadableName); they are left out
+	// of the checks of presence and size.
+	Unreadable int
 	// Checked and NotChecked are sentences for a person.
 	Checked, NotChecked []string
 	// Problems are why the backup does not verify; empty when it does.
@@ -116,6 +120,10 @@ type verifier struct {
 	rep      VerifyReport
 	root     *os.Root
 	password []byte
+	// unreadable holds the fileIDs of the files the iPhone could not
+	// read; excusedN counts those met in Manifest.db.
+	unreadable map[string]bool
+	excusedN   int
 }
 
 func (v *verifier) problem(format string, args ...any) {
@@ -165,6 +173,8 @@ func (v *verifier) run(dir string) error {
 		return err
 	}
 	v.rep.Encrypted = manifest.IsEncrypted
+	v.readUnreadable()
+	defer v.reportUnreadable()
 	return v.manifestDB(dir)
 }
 
@@ -319,7 +329,9 @@ func (v *verifier) listedFiles(dbPath string) error {
 		fi, err := v.root.Lstat(rel)
 		switch {
 		case isNotExist(err):
-			missing.add(filepath.ToSlash(rel))
+			if !v.excused(id) {
+				missing.add(filepath.ToSlash(rel))
+			}
 			continue
 		case err != nil:
 			return err
@@ -333,7 +345,7 @@ func (v *verifier) listedFiles(dbPath string) error {
 		}
 		if size, ok := mbFileSize(blob); ok {
 			v.rep.SizesChecked++
-			if size != fi.Size() {
+			if size != fi.Size() && !v.excused(id) {
 				wrongSize.add(fmt.Sprintf("%s is %d bytes, Manifest.db says %d", filepath.ToSlash(rel), fi.Size(), size))
 			}
 		}
@@ -436,6 +448,7 @@ func (v *verifier) decryptedListing(dir string) error {
 		case err == nil:
 			v.rep.FilesPresent++
 			v.rep.SizesChecked++
+		case errors.As(err, &fe) && errors.Is(err, contents.ErrDamaged) && v.excused(e.FileID):
 		case errors.As(err, &fe) && errors.Is(err, contents.ErrDamaged):
 			if !errors.Is(err, contents.ErrMissing) {
 				v.rep.FilesPresent++

@@ -135,6 +135,15 @@ func faultMatrix() map[string]matrixRow {
 				m.startDaemon(t)
 			}},
 		"protocol_error": {want: cause.ProtocolError, faults: []string{"hostile=malformed-plist"}, within: 10 * time.Second},
+		// The phone could not read some of its files: with ErrorCode 104
+		// the backup failed; with 0 it is kept without them. Either way
+		// the run and status name the files.
+		"device_upload_errors": {want: cause.DeviceUploadErrors, faults: []string{"unreadable-files=2", "error-code=104"}, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) { m.statusNamesUnreadable(t, "the backup was not kept") },
+			check: func(t *testing.T, d deviceEntry) { checkUnreadable(t, d, api.OutcomeFailed) }},
+		"device_upload_errors (kept)": {want: cause.DeviceUploadErrors, faults: []string{"unreadable-files=2"}, within: 10 * time.Second,
+			after: func(t *testing.T, m *matrixEnv) { m.statusNamesUnreadable(t, "the backup was kept without them") },
+			check: func(t *testing.T, d deviceEntry) { checkUnreadable(t, d, api.OutcomeSuccess) }},
 		// The restore's own causes: the plug-in backup first, then a
 		// restore the phone or backupd refuses.
 		"find_my_enabled": {want: cause.FindMyEnabled, before: [][]string{{"findmy", "", "on"}}, within: 10 * time.Second,
@@ -160,6 +169,40 @@ func faultMatrix() map[string]matrixRow {
 					}
 				})
 			}},
+	}
+}
+
+// checkUnreadable: the run names the two files the phone could not read
+// and ended as outcome says, and status prints them.
+func checkUnreadable(t *testing.T, d deviceEntry, outcome string) {
+	t.Helper()
+	r := d.LastAttempt
+	if r == nil || r.Outcome != outcome || r.UnreadableCount != 2 || len(r.Unreadable) != 2 {
+		t.Fatalf("last attempt %+v; want %s naming 2 unreadable files", r, outcome)
+	}
+	for _, u := range r.Unreadable {
+		if u.Name == "" || u.Message != "Input/output error" {
+			t.Errorf("unreadable file %+v", u)
+		}
+	}
+	if outcome == api.OutcomeSuccess && d.LastSuccess.IsZero() {
+		t.Error("the kept backup is not the last success")
+	}
+	line := statusLine(d, time.Now())
+	if !strings.Contains(line, "the iPhone could not read 2 files ("+r.Unreadable[0].Name) {
+		t.Errorf("status does not name the files: %s", line)
+	}
+}
+
+// statusNamesUnreadable waits for the verdict, then checks that
+// `backupd status` says the iPhone could not read 2 files and what became
+// of the backup.
+func (m *matrixEnv) statusNamesUnreadable(t *testing.T, kept string) {
+	t.Helper()
+	m.waitVerdict(t, cause.DeviceUploadErrors, 10*time.Second+slack)
+	out, errOut, _ := cli(t, m.bin, "status", "--config", m.config)
+	if !strings.Contains(out, "the iPhone could not read 2 files (") || !strings.Contains(out, kept) {
+		t.Errorf("status does not name the unreadable files or say %q:\n%s%s", kept, out, errOut)
 	}
 }
 
@@ -213,7 +256,7 @@ func TestFaultMatrix(t *testing.T) {
 		cause.PairingInvalid, cause.PasscodeNotEntered, cause.WrongBackupPassword, cause.DeviceSnapshotFailed,
 		cause.HostDiskFull, cause.HostNotWritable, cause.CableUnstable, cause.Disconnected, cause.SlowLink,
 		cause.DeviceBusy, cause.BatteryLow, cause.Stalled, cause.IOSUnsupported, cause.Interrupted, cause.ProtocolError,
-		cause.FindMyEnabled, cause.RestoreNeedsReboot, cause.IOSTooOld, cause.BackupIncomplete} {
+		cause.FindMyEnabled, cause.RestoreNeedsReboot, cause.IOSTooOld, cause.BackupIncomplete, cause.DeviceUploadErrors} {
 		if !covered[c] {
 			t.Errorf("no row for %s", c)
 		}

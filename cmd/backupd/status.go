@@ -284,6 +284,7 @@ func statusLine(d deviceEntry, now time.Time) string {
 		if r.Cause != "" && r.Outcome != api.OutcomeSuccess {
 			fmt.Fprintf(&b, " (%s): %s Fix: %s", r.Cause, r.Summary, r.Fix)
 		}
+		b.WriteString(unreadableNote(r))
 	}
 	if tr := d.Trend; tr != nil {
 		fmt.Fprintf(&b, "; %s", tr.Text)

@@ -136,6 +136,20 @@ type Run struct {
 	Source  string `json:"source,omitempty"`
 	Version string `json:"version,omitempty"`
 	Note    string `json:"note,omitempty"`
+	// UnreadableCount counts the files the iPhone could not read when it
+	// sent them (a kept backup holds them as what arrived: nothing);
+	// Unreadable names them, or the first of them.
+	UnreadableCount int              `json:"unreadable_count,omitempty"`
+	Unreadable      []UnreadableFile `json:"unreadable,omitempty"`
+}
+
+// UnreadableFile is a file the iPhone could not read during a backup.
+type UnreadableFile struct {
+	// Name is the iPhone's own name for it, "Domain/path".
+	Name string `json:"name,omitempty"`
+	// Path is where it is in the backup, as the device named it.
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // Kinds of run.

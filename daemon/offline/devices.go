@@ -88,7 +88,10 @@ func RunView(r store.Run) *api.Run {
 		Cause: r.Cause, DeviceErrorCode: r.DeviceErrorCode, DeviceErrorText: r.DeviceErrorText,
 		Errno: r.Errno, Bytes: r.Bytes, Files: r.Files, Kind: string(r.Kind), Encrypted: r.Encrypted,
 		Link: r.Link, LinkSpeed: r.LinkSpeed, Verify: r.Verify, VersionPath: r.VersionPath, Note: r.Note,
-		Source: r.Source, Version: r.Version,
+		Source: r.Source, Version: r.Version, UnreadableCount: r.UnreadableCount,
+	}
+	for _, u := range r.Unreadable {
+		out.Unreadable = append(out.Unreadable, api.UnreadableFile{Name: u.Name, Path: u.Path, Message: u.Message})
 	}
 	if r.Cause != cause.None {
 		in := cause.Lookup(r.Cause)

@@ -132,7 +132,10 @@ const (
 	// "<UDID>/../../backupd-hostile-dotdot", outside the backup directory.
 	HostileDotDot Hostile = "dotdot"
 	// HostileAbsolute uploads the first data file to the absolute path
-	// "/tmp/backupd-hostile-absolute".
+	// "/../tmp/backupd-hostile-absolute": /tmp/backupd-hostile-absolute
+	// taken as it stands. A leading '/' alone is no attack (real iPhones
+	// send "/.b/6/..." and hosts map it under the backup directory); one
+	// that climbs out of it is.
 	HostileAbsolute Hostile = "absolute"
 	// HostileSymlink uploads the first data file to
 	// "<UDID>/Snapshot/link/escape". The host never creates symlinks over
@@ -202,8 +205,9 @@ type Faults struct {
 	// ErrorCode ends the backup with this device error where a real
 	// device reports it: 105 (not enough space on the computer) after
 	// GetFreeDiskSpace, 3 (failed to create snapshot) after downloading
-	// Status.plist, 208 like PasscodeNeverEntered, any other code right
-	// after the request. 0 is off.
+	// Status.plist, 104 (multiple errors uploading files) after the
+	// upload, 208 like PasscodeNeverEntered, any other code right after
+	// the request. 0 is off.
 	ErrorCode int
 	// SlowLinkBytesPerSec caps the rate of everything the device sends.
 	// 0 is off.
@@ -217,6 +221,15 @@ type Faults struct {
 	// NoCommonVersion answers Hello with ErrorCode 1, as a device whose
 	// iOS speaks none of the host's protocol versions does.
 	NoCommonVersion bool
+	// AbsolutePaths makes the device name every path of a backup with a
+	// leading '/' ("/<UDID>/Snapshot/..."), as real iPhones have named
+	// "/.b/6/..." paths; hosts map them under the backup directory.
+	AbsolutePaths bool
+	// UnreadableFiles is how many data files, the first of each backup,
+	// the device cannot read: each goes out as an error block alone
+	// ("Input/output error") and the backup still ends with ErrorCode 0,
+	// as real iPhones do (see listing.go). 0 is off.
+	UnreadableFiles int
 }
 
 // Device error codes (the ErrorCode of the final Response).
@@ -225,6 +238,7 @@ const (
 	CodeNoCommonVersion    = 1
 	CodeSnapshotFailed     = 3
 	CodeHostFailure        = 100 // the host could not do what was asked
+	CodeUploadErrors       = 104 // multiple errors uploading files (the screen locked)
 	CodeNotEnoughSpace     = 105
 	CodeCorruptManifest    = 205
 	CodeWrongPassword      = 207
@@ -307,6 +321,21 @@ type Stats struct {
 	last     Report
 	current  Report
 	snapshot string // UUID of the last completed snapshot
+	// unsent are the files the device could not read in its last
+	// completed backup: it sends them again in the next.
+	unsent map[string]bool
+}
+
+func (s *Stats) setUnsent(ids map[string]bool) {
+	s.mu.Lock()
+	s.unsent = ids
+	s.mu.Unlock()
+}
+
+func (s *Stats) wasUnsent(fileID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsent[fileID]
 }
 
 // Report describes one backup.
@@ -317,9 +346,14 @@ type Report struct {
 	Files int
 	Bytes int64
 	// Removed is how many files the device asked the host to delete.
-	Removed  int
-	UUID     string
-	Finished time.Time
+	Removed int
+	// DirsChecked counts the host's directory listings found to agree
+	// with the device's manifest; Unreadable the files the device could
+	// not read (listing.go).
+	DirsChecked int
+	Unreadable  int
+	UUID        string
+	Finished    time.Time
 }
 
 // Last describes the last completed backup.

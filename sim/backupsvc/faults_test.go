@@ -147,9 +147,9 @@ func TestDeviceErrorCodes(t *testing.T) {
 		{"passcode never entered", Faults{PasscodeNeverEntered: true, PasscodeDelay: 150 * time.Millisecond}, 0, CodePasscodeNotEntered, nil, 150 * time.Millisecond},
 		{"error code 208", Faults{ErrorCode: 208}, 0, CodePasscodeNotEntered, nil, 0},
 		{"not enough space (fault)", Faults{ErrorCode: 105}, 0, CodeNotEnoughSpace,
-			[]string{devicelink.MsgDownloadFiles, devicelink.MsgGetFreeDiskSpace}, 0},
+			[]string{devicelink.MsgDownloadFiles, devicelink.MsgContentsOfDir, devicelink.MsgContentsOfDir, devicelink.MsgGetFreeDiskSpace}, 0},
 		{"not enough space (real)", Faults{}, 1000, CodeNotEnoughSpace,
-			[]string{devicelink.MsgDownloadFiles, devicelink.MsgGetFreeDiskSpace}, 0},
+			[]string{devicelink.MsgDownloadFiles, devicelink.MsgContentsOfDir, devicelink.MsgContentsOfDir, devicelink.MsgGetFreeDiskSpace}, 0},
 		{"snapshot failed", Faults{ErrorCode: 3}, 0, CodeSnapshotFailed, []string{devicelink.MsgDownloadFiles}, 0},
 		{"other code", Faults{ErrorCode: 212}, 0, 212, nil, 0},
 	}
@@ -302,7 +302,7 @@ func TestHostile(t *testing.T) {
 		check func(t *testing.T, h *testHost, hostErr error)
 	}{
 		{HostileDotDot, rejectedPath(udid + "/../../backupd-hostile-dotdot")},
-		{HostileAbsolute, rejectedPath("/tmp/backupd-hostile-absolute")},
+		{HostileAbsolute, rejectedPath("/../tmp/backupd-hostile-absolute")},
 		{HostileMkdirEscape, rejectedPath(udid + "/../../backupd-hostile-mkdir")},
 		{HostileMoveEscape, rejectedPath(udid + "/../../backupd-hostile-move")},
 		{HostileRemoveEscape, rejectedPath(udid + "/../../backupd-hostile-remove")},
@@ -400,6 +400,8 @@ func (r *rig) endlessExchange() (hostErr, serveErr error) {
 				dl.SendStatusResponse(devicelink.CodeMultiStatus, "Multi status", map[string]any{})
 			case devicelink.MsgGetFreeDiskSpace:
 				dl.SendStatusResponse(0, "", uint64(1<<40))
+			case devicelink.MsgContentsOfDir:
+				dl.SendStatusResponse(0, "", map[string]any{}) // nothing there yet
 			default:
 				dl.SendStatusResponse(0, "", nil)
 			}

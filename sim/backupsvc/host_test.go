@@ -32,6 +32,13 @@ type testHost struct {
 	discard bool
 	free    uint64
 
+	// sizes are the sizes of data files whose content was discarded.
+	sizes map[string]int64
+	// lie, if set, changes the host's listings (a wrong host).
+	lie func(dir string, entries map[string]any)
+	// unreadable are the paths the device sent as an error block alone.
+	unreadable []string
+
 	// What happened.
 	msgs      []string // DL message names received, in order
 	uploaded  []string // backup paths of uploaded files, in order
@@ -43,7 +50,7 @@ type testHost struct {
 }
 
 func newTestHost() *testHost {
-	return &testHost{files: map[string][]byte{}, dirs: map[string]bool{}, free: 1 << 40}
+	return &testHost{files: map[string][]byte{}, dirs: map[string]bool{}, sizes: map[string]int64{}, free: 1 << 40}
 }
 
 // errAbort is the host giving up on a hostile or broken device.
@@ -163,19 +170,25 @@ func (h *testHost) handle(name string, msg []any) error {
 				code = devicelink.CodeNoEntry // fopen would fail
 			}
 			h.uploaded = append(h.uploaded, hd.Path)
+			var rfe *devicelink.RemoteFileError
 			if h.discard && isDataPath(hd.Path) {
 				n, err := fr.WriteTo(io.Discard)
 				h.gotBytes += n
-				if err != nil {
+				if err != nil && !errors.As(err, &rfe) {
 					return err
 				}
 				h.files[hd.Path] = nil
+				h.sizes[hd.Path] = n
 				continue
 			}
 			var buf bytes.Buffer
 			n, err := fr.WriteTo(&buf)
 			h.gotBytes += n
-			if err != nil {
+			if errors.As(err, &rfe) && !rfe.AfterData {
+				// The device could not read it: kept empty, as
+				// idevicebackup2 does.
+				h.unreadable = append(h.unreadable, hd.Path)
+			} else if err != nil && !errors.As(err, &rfe) {
 				return err
 			}
 			h.files[hd.Path] = buf.Bytes()
@@ -184,6 +197,16 @@ func (h *testHost) handle(name string, msg []any) error {
 
 	case devicelink.MsgGetFreeDiskSpace:
 		return h.dl.SendStatusResponse(0, "", h.free)
+
+	case devicelink.MsgContentsOfDir:
+		p, err := devicelink.Arg[string](msg, 1)
+		if err != nil {
+			return err
+		}
+		if err := h.confine(p); err != nil {
+			return err
+		}
+		return h.dl.SendStatusResponse(0, "", h.list(p))
 
 	case devicelink.MsgCreateDirectory:
 		p, err := devicelink.Arg[string](msg, 1)
@@ -218,6 +241,10 @@ func (h *testHost) handle(name string, msg []any) error {
 			if c, ok := h.files[src]; ok {
 				delete(h.files, src)
 				h.files[dst] = c
+				if n, ok := h.sizes[src]; ok {
+					delete(h.sizes, src)
+					h.sizes[dst] = n
+				}
 				continue
 			}
 			moved := false
@@ -339,4 +366,32 @@ func connPair(t testing.TB) (device, host net.Conn) {
 	}
 	t.Cleanup(func() { device.Close(); host.Close() })
 	return device, host
+}
+
+// list is the host's DLContentsOfDirectory answer for dir, as
+// idevicebackup2 gives it: each file and directory directly in it, with
+// its type and size; a missing directory lists as empty.
+func (h *testHost) list(dir string) map[string]any {
+	out := map[string]any{}
+	entry := func(typ string, size int64) map[string]any {
+		return map[string]any{"DLFileType": typ, "DLFileSize": uint64(size), "DLFileModificationDate": time.Now()}
+	}
+	for p, c := range h.files {
+		if path.Dir(p) == dir {
+			size := int64(len(c))
+			if n, ok := h.sizes[p]; ok {
+				size = n
+			}
+			out[path.Base(p)] = entry("DLFileTypeRegular", size)
+		}
+	}
+	for d := range h.dirs {
+		if path.Dir(d) == dir {
+			out[path.Base(d)] = entry("DLFileTypeDirectory", 4096)
+		}
+	}
+	if h.lie != nil {
+		h.lie(dir, out)
+	}
+	return out
 }

@@ -97,6 +97,12 @@ type session struct {
 	// content bytes and files sent in this backup, for byte faults
 	sentBytes int64
 	sentFiles int
+	// The device's own manifest of this backup (listing.go): what the
+	// host sent of each file asked for (-1: it had none), and the files
+	// the device could not read and did not send.
+	downloaded     map[string]int64
+	unsent         map[string]bool
+	sentUnreadable int
 }
 
 func (s *session) run() error {
@@ -318,6 +324,10 @@ func (s *session) backup(req map[string]any) error {
 	files := s.cfg.Set.Files() // one consistent snapshot of the device
 	dirs := s.cfg.Set.Dirs()
 	s.sentBytes, s.sentFiles, s.progress = 0, 0, 0
+	s.downloaded, s.unsent, s.sentUnreadable = map[string]int64{}, map[string]bool{}, 0
+	if f.AbsolutePaths {
+		s.target = "/" + s.target
+	}
 	s.stats.begin(true, encrypted)
 
 	if f.PasscodeNeverEntered || f.ErrorCode == CodePasscodeNotEntered || f.PasscodeDelay > 0 {
@@ -340,7 +350,7 @@ func (s *session) backup(req map[string]any) error {
 		return err
 	}
 	switch f.ErrorCode {
-	case 0, CodeSnapshotFailed, CodeNotEnoughSpace:
+	case 0, CodeSnapshotFailed, CodeNotEnoughSpace, CodeUploadErrors:
 	default:
 		return s.finish(f.ErrorCode, fmt.Sprintf("Simulated device error %d", f.ErrorCode))
 	}
@@ -400,6 +410,9 @@ func (s *session) backup(req map[string]any) error {
 		incremental = held != nil
 	}
 	s.stats.begin(!incremental, encrypted)
+	if done, err := s.checkStartListing(); done || err != nil {
+		return err
+	}
 
 	// What to send and what to remove.
 	var send []fileset.File
@@ -412,7 +425,7 @@ func (s *session) backup(req map[string]any) error {
 		}
 		present[file.FileID] = true
 		if incremental {
-			if e, ok := held[file.FileID]; ok && !e.changed(file) {
+			if e, ok := held[file.FileID]; ok && !e.changed(file) && !s.stats.wasUnsent(file.FileID) {
 				continue
 			}
 		}
@@ -474,6 +487,9 @@ func (s *session) backup(req map[string]any) error {
 	}
 	if done, err := s.uploadData(send, need); done || err != nil {
 		return err
+	}
+	if f.ErrorCode == CodeUploadErrors {
+		return s.finish(CodeUploadErrors, "Multiple errors uploading files")
 	}
 
 	// upload-manifest
@@ -566,6 +582,9 @@ func (s *session) backup(req map[string]any) error {
 		}
 	}
 	s.stats.removed(removedFiles)
+	if done, err := s.checkEndListing(files); done || err != nil {
+		return err
+	}
 
 	// status
 	if err := s.enter(StepStatus); err != nil {
@@ -587,6 +606,7 @@ func (s *session) backup(req map[string]any) error {
 		return err
 	}
 	s.stats.complete(uuid, now)
+	s.stats.setUnsent(s.unsent)
 	return s.finish(CodeOK, "")
 }
 
@@ -639,8 +659,10 @@ func (s *session) download(items []downloadItem) (map[string]bool, error) {
 		switch {
 		case err == nil:
 			got[h.Path] = true
+			s.noteDownload(h.Path, items[i].limit-lw.left)
 		case errors.As(err, &rfe):
 			// The host does not have it (typically ENOENT).
+			s.noteDownload(h.Path, -1)
 		default:
 			return nil, fmt.Errorf("backupsvc: download %s: %w", h.Path, err)
 		}
@@ -792,7 +814,7 @@ func (s *session) uploadData(send []fileset.File, need int64) (done bool, err er
 				case HostileDotDot:
 					path = s.target + "/../../backupd-hostile-dotdot"
 				case HostileAbsolute:
-					path = "/tmp/backupd-hostile-absolute"
+					path = "/../tmp/backupd-hostile-absolute"
 				case HostileSymlink:
 					path = s.target + "/Snapshot/link/escape"
 				case HostileLongName:
@@ -801,7 +823,11 @@ func (s *session) uploadData(send []fileset.File, need int64) (done bool, err er
 					return true, s.endless(devName, path)
 				}
 			}
-			if err := s.sendData(fw, devName, path, file); err != nil {
+			send := s.sendData
+			if s.cannotRead() {
+				send = s.sendUnreadable
+			}
+			if err := send(fw, devName, path, file); err != nil {
 				return true, err
 			}
 			sentTotal += file.Size

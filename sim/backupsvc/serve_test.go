@@ -286,14 +286,17 @@ func TestFullBackup(t *testing.T) {
 		t.Fatalf("totals: %d backups, %d files", r.stats.BackupsCompleted.Load(), r.stats.FilesSent.Load())
 	}
 	// The order a real device uses; prefix directories make several
-	// CreateDirectory messages.
-	want := []string{devicelink.MsgDownloadFiles, devicelink.MsgGetFreeDiskSpace, devicelink.MsgCreateDirectory}
-	if !slices.Equal(r.host.msgs[:3], want) {
-		t.Fatalf("messages start %v", r.host.msgs[:3])
+	// CreateDirectory messages. The device lists the backup folder and
+	// Snapshot at the start, every xx/ folder at the end.
+	want := []string{devicelink.MsgDownloadFiles, devicelink.MsgContentsOfDir, devicelink.MsgContentsOfDir,
+		devicelink.MsgGetFreeDiskSpace, devicelink.MsgCreateDirectory}
+	if !slices.Equal(r.host.msgs[:5], want) {
+		t.Fatalf("messages start %v", r.host.msgs[:5])
 	}
 	tail := compact(r.host.msgs)
-	wantTail := []string{devicelink.MsgDownloadFiles, devicelink.MsgGetFreeDiskSpace, devicelink.MsgCreateDirectory,
-		devicelink.MsgUploadFiles, devicelink.MsgMoveItems, devicelink.MsgRemoveItems, devicelink.MsgUploadFiles, devicelink.MsgProcessMessage}
+	wantTail := []string{devicelink.MsgDownloadFiles, devicelink.MsgContentsOfDir, devicelink.MsgGetFreeDiskSpace, devicelink.MsgCreateDirectory,
+		devicelink.MsgUploadFiles, devicelink.MsgMoveItems, devicelink.MsgRemoveItems, devicelink.MsgContentsOfDir,
+		devicelink.MsgUploadFiles, devicelink.MsgProcessMessage}
 	if !slices.Equal(tail, wantTail) {
 		t.Fatalf("message sequence %v, want %v", tail, wantTail)
 	}
