@@ -40,8 +40,9 @@ func faultCases() []faultCase {
 		faultCase{name: "no protocol version in common", faults: sim.Faults{NoCommonVersion: true}, want: cause.IOSUnsupported},
 		faultCase{name: "sync lock never granted", faults: sim.Faults{LockNeverGranted: true}, want: cause.DeviceBusy},
 		faultCase{name: "stall mid-file", faults: sim.Faults{StallAfterBytes: 40 << 10}, opts: short, want: cause.Stalled},
+		// The phone stays attached: it may think up to ThinkTimeout.
 		faultCase{name: "no first message in time", faults: sim.Faults{FirstMessageDelay: 5 * time.Second},
-			opts: func(o *Options) { o.FirstMessageTimeout = 300 * time.Millisecond }, want: cause.Stalled},
+			opts: func(o *Options) { o.FirstMessageTimeout, o.ThinkTimeout = 300*time.Millisecond, time.Second }, want: cause.Stalled},
 	)
 }
 

@@ -20,6 +20,11 @@ const (
 	// the middle of a backup is a few seconds while it lists files; two
 	// minutes without a byte is a stall.
 	DefaultStallTimeout = 2 * time.Minute
+	// DefaultThinkTimeout: the longest a phone that usbmuxd still lists
+	// may stay silent at a point where real iPhones think (passcode,
+	// snapshot, scanning, a large Manifest.db). Minutes are normal on a
+	// large phone; half an hour is not.
+	DefaultThinkTimeout = 30 * time.Minute
 	// DefaultLockTimeout is how long the sync lock is tried: the 50
 	// attempts 200 ms apart that libimobiledevice makes.
 	DefaultLockTimeout = 10 * time.Second
@@ -54,6 +59,14 @@ type Options struct {
 	// this long ends the backup with cause stalled. It also bounds the
 	// version exchange and Hello.
 	StallTimeout time.Duration
+	// ThinkTimeout bounds a silence at the points where real iPhones go
+	// quiet for minutes (before the first message, before the first
+	// upload, after a download, after an upload round), while usbmuxd
+	// still lists the phone and its socket is open. Elsewhere, or for a
+	// phone usbmuxd no longer lists, StallTimeout (FirstMessageTimeout
+	// before the first message) applies. A ThinkTimeout no longer than
+	// those turns the allowance off.
+	ThinkTimeout time.Duration
 	// LockTimeout bounds the attempts to take the sync lock; a lock still
 	// held by another tool after it is device_busy.
 	LockTimeout time.Duration
@@ -88,6 +101,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.ThinkTimeout <= 0 {
+		o.ThinkTimeout = DefaultThinkTimeout
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = DefaultLockTimeout

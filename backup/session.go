@@ -73,6 +73,9 @@ type session struct {
 	files, bytes int64
 	percent      float64
 	lastReport   time.Time
+	// quiet: the host waits for the device in a phase where a long
+	// silence is normal (liveness.go), and has said so in the progress.
+	quiet bool
 
 	// hostErr is the first local failure that means this host cannot
 	// hold the backup (a full or read-only disk); the run fails with it
@@ -143,7 +146,8 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 		return nil, s.ioError("send "+fmt.Sprint(req[devicelink.KeyMessageName]), err)
 	}
 	s.link.setTimeout(s.opts.FirstMessageTimeout)
-	first := true
+	s.await(preparing)
+	first, uploaded := true, false
 	for s.final == nil {
 		before := s.link.nread
 		name, msg, err := s.dl.ReadMessage()
@@ -161,6 +165,7 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 			}
 			return nil, s.ioError("waiting for the device", err)
 		}
+		s.await(busy)
 		if first {
 			first = false
 			s.link.setTimeout(s.opts.StallTimeout)
@@ -175,6 +180,8 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 		if done {
 			break
 		}
+		uploaded = uploaded || name == devicelink.MsgUploadFiles
+		s.await(phaseAfter(name, uploaded))
 	}
 	if s.final == nil {
 		return nil, cause.New(cause.Disconnected, errDeviceDisconnect)
@@ -294,7 +301,7 @@ func (s *session) report(force bool) {
 		return
 	}
 	s.lastReport = now
-	s.onProg(Progress{Percent: s.percent, Bytes: s.bytes, Files: s.files})
+	s.onProg(Progress{Percent: s.percent, Bytes: s.bytes, Files: s.files, Thinking: s.quiet})
 }
 
 // ioError classifies a failure of the connection itself.

@@ -85,6 +85,11 @@ func (d *Device) serveBackup(ctx context.Context, c net.Conn) error {
 			StallAfterBytes:      f.StallAfterBytes,
 			Hostile:              backupsvc.Hostile(f.Hostile),
 			NoCommonVersion:      f.NoCommonVersion,
+			ThinkPause:           f.ThinkPause,
+			EndRedownload:        f.EndRedownload,
+			AnnouncedShare:       f.AnnouncedShare,
+			RepeatDeviceReady:    f.RepeatDeviceReady,
+			UnknownMessage:       f.UnknownMessage,
 		},
 	})
 }

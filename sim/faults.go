@@ -60,4 +60,13 @@ type Faults struct {
 	// NoCommonVersion makes mobilebackup2's Hello find no protocol
 	// version in common, as with an iOS too old or too new for the host.
 	NoCommonVersion bool
+	// What real iPhones do (see backupsvc.Faults): silences at the slow
+	// points, the end-of-backup re-download, announcing less than is
+	// sent (0: backupsvc.DefaultAnnouncedShare), and messages that expect
+	// no answer.
+	ThinkPause        time.Duration
+	EndRedownload     bool
+	AnnouncedShare    float64
+	RepeatDeviceReady bool
+	UnknownMessage    bool
 }
