@@ -151,4 +151,3 @@ func TestThinkerNeedsPresence(t *testing.T) {
 		}
 	})
 }
-
