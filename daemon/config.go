@@ -140,6 +140,10 @@ type BackupConfig struct {
 	// FirstMessageTimeout is how long a device may prepare (take its
 	// snapshot, wait for its passcode) before its first message.
 	FirstMessageTimeout Duration `toml:"first_message_timeout"`
+	// ThinkTimeout is how long a phone that usbmuxd still lists may stay
+	// silent where real iPhones think for minutes (passcode, snapshot,
+	// scanning, a large Manifest.db) before the backup counts as stalled.
+	ThinkTimeout Duration `toml:"think_timeout"`
 	// LockTimeout is how long the iPhone's sync lock is tried before the
 	// backup fails as device_busy.
 	LockTimeout Duration `toml:"lock_timeout"`
@@ -260,6 +264,7 @@ func DefaultConfig() Config {
 		Backup: BackupConfig{
 			StallTimeout:        Duration(2 * time.Minute),
 			FirstMessageTimeout: Duration(3 * time.Minute),
+			ThinkTimeout:        Duration(30 * time.Minute),
 			LockTimeout:         Duration(10 * time.Second),
 			KeepVersions:        repo.DefaultKeepLast,
 			Clone:               "auto",
@@ -412,6 +417,7 @@ func (c Config) validateLimits(p *problems) {
 	b := c.Backup
 	p.positive("backup.stall_timeout", b.StallTimeout)
 	p.positive("backup.first_message_timeout", b.FirstMessageTimeout)
+	p.positive("backup.think_timeout", b.ThinkTimeout)
 	p.positive("backup.lock_timeout", b.LockTimeout)
 	if b.KeepVersions < 0 {
 		p.bad("backup.keep_versions", "must not be negative, got %d", b.KeepVersions)

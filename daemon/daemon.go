@@ -217,6 +217,7 @@ func (d *Daemon) startUsbmux() (usbmux.Addr, error) {
 		d.eng = backup.New(d.mux, backup.Options{
 			StallTimeout:        d.cfg.Backup.StallTimeout.D(),
 			FirstMessageTimeout: d.cfg.Backup.FirstMessageTimeout.D(),
+			ThinkTimeout:        d.cfg.Backup.ThinkTimeout.D(),
 			LockTimeout:         d.cfg.Backup.LockTimeout.D(),
 			SkipIcons:           d.cfg.Backup.SkipIcons,
 			Logger:              SlogLogger(d.log, "backup"),
