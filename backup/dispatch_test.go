@@ -570,15 +570,6 @@ func TestDispatch(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown message",
-			msg:  []any{"DLMessageSomethingNew", "x"},
-			check: func(t *testing.T, h *harness, r reply) {
-				if r.hostErr != nil || r.st.Code != devicelink.CodeGeneric {
-					t.Fatalf("host %v, status %+v", r.hostErr, r.st)
-				}
-			},
-		},
-		{
 			name: "malformed arguments",
 			msg:  []any{devicelink.MsgRemoveItems, "not an array"},
 			check: func(t *testing.T, h *harness, r reply) {

@@ -223,10 +223,7 @@ func (s *session) dispatch(name string, msg []any) (done bool, err error) {
 	case devicelink.MsgDisconnect:
 		return true, nil
 	default:
-		// A request we do not know still gets an answer, so a device
-		// that can live without it does not wait forever.
-		s.log.Warn("mobilebackup2: unknown device message", "message", name)
-		return false, s.status(devicelink.CodeGeneric, "Operation not supported", map[string]any{})
+		return false, s.unanswered(name)
 	}
 }
 
