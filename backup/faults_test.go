@@ -128,7 +128,8 @@ func TestHostile(t *testing.T) {
 			// the wait for its end short.
 			opts.StallTimeout = 500 * time.Millisecond
 			opts.FirstMessageTimeout = 500 * time.Millisecond
-			opts.UploadSlack = 1 << 20
+			// The endless file is one the size of no file on the phone.
+			opts.MaxFileSize = 1 << 20
 			r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}}, opts)
 			r.mustBackup(Target{})
 

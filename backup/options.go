@@ -34,12 +34,8 @@ const (
 	// (lockdown, notification_proxy, AFC, installation_proxy,
 	// springboardservices) before and after the transfer.
 	DefaultServiceTimeout = 30 * time.Second
-	// DefaultUploadSlack is how far past its announced total a device may
-	// send in one UploadFiles round before it counts as never stopping.
-	DefaultUploadSlack = 64 << 20
-	// DefaultMaxFileSize bounds one file when the device announced no
-	// total for its round. The largest files on a phone are videos of a
-	// few GiB.
+	// DefaultMaxFileSize bounds one uploaded file: more is a file that
+	// never ends. The largest files on a phone are videos of a few GiB.
 	DefaultMaxFileSize = 64 << 30
 	// DefaultMaxPathLen is the longest path a device may name, the limit
 	// libimobiledevice applies to names in file streams.
@@ -74,13 +70,15 @@ type Options struct {
 	LockRetry time.Duration
 	// ServiceTimeout bounds each exchange with a helper service.
 	ServiceTimeout time.Duration
-	// UploadSlack is how many bytes past the total it announced a device
-	// may send in one UploadFiles round. Beyond it the device is treated
-	// as hostile (it would otherwise fill the disk).
-	UploadSlack int64
-	// MaxFileSize bounds one uploaded file, and a round whose device
-	// announced no total.
+	// MaxFileSize bounds one uploaded file; a device that sends more is
+	// treated as hostile. The total a device announces for an
+	// UploadFiles round is its estimate and bounds nothing.
 	MaxFileSize int64
+	// FreeSpaceMargin is the free space kept on the backup disk while
+	// files stream in: a round that would eat into it is not stored,
+	// the device hears ENOSPC, and the run fails with host_disk_full.
+	// 0 keeps none beyond the disk's own end.
+	FreeSpaceMargin int64
 	// SkipIcons leaves out the app icons from Info.plist, which saves a
 	// springboardservices round trip per app.
 	SkipIcons bool
@@ -113,9 +111,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ServiceTimeout <= 0 {
 		o.ServiceTimeout = DefaultServiceTimeout
-	}
-	if o.UploadSlack <= 0 {
-		o.UploadSlack = DefaultUploadSlack
 	}
 	if o.MaxFileSize <= 0 {
 		o.MaxFileSize = DefaultMaxFileSize

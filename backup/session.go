@@ -83,7 +83,8 @@ type session struct {
 	hostErr error
 	final   *deviceResult
 
-	bufs     [][]byte // upload buffers, lent to a round's workers
+	disk     *diskGuard // free space while uploads stream (diskguard.go)
+	bufs     [][]byte   // upload buffers, lent to a round's workers
 	drainBuf []byte
 	fw       *devicelink.FileWriter
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/usbmux"
@@ -156,6 +157,11 @@ type BackupConfig struct {
 	Clone string `toml:"clone"`
 	// SkipIcons leaves app icons out of Info.plist.
 	SkipIcons bool `toml:"skip_icons"`
+	// MaxFileSize is the largest file a phone may send; more is a file
+	// that never ends, and the backup fails as protocol_error. The total
+	// a phone announces for a round bounds nothing: real iPhones send
+	// more than they announce.
+	MaxFileSize ByteSize `toml:"max_file_size"`
 }
 
 // HistoryConfig says how much history to keep per device. Each device's
@@ -268,6 +274,7 @@ func DefaultConfig() Config {
 			LockTimeout:         Duration(10 * time.Second),
 			KeepVersions:        repo.DefaultKeepLast,
 			Clone:               "auto",
+			MaxFileSize:         ByteSize(backup.DefaultMaxFileSize),
 		},
 		History: HistoryConfig{KeepRuns: 1000},
 		Notify: HooksConfig{
@@ -419,6 +426,9 @@ func (c Config) validateLimits(p *problems) {
 	p.positive("backup.first_message_timeout", b.FirstMessageTimeout)
 	p.positive("backup.think_timeout", b.ThinkTimeout)
 	p.positive("backup.lock_timeout", b.LockTimeout)
+	if b.MaxFileSize <= 0 {
+		p.bad("backup.max_file_size", "must be positive, got %d", b.MaxFileSize)
+	}
 	if b.KeepVersions < 0 {
 		p.bad("backup.keep_versions", "must not be negative, got %d", b.KeepVersions)
 	}
