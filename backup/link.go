@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -10,7 +9,9 @@ import (
 // link wraps the mobilebackup2 connection. It keeps a read and a write
 // deadline at most one timeout ahead of the last byte that moved, which is
 // the stall timer: a device that sends nothing, or accepts nothing, for
-// that long makes the blocked call fail with os.ErrDeadlineExceeded.
+// that long makes the blocked call fail with os.ErrDeadlineExceeded,
+// unless its thinker (liveness.go) judges the silence to be a phone that
+// thinks, when the read waits on.
 //
 // Re-arming a deadline on every Read would cost a timer update per call;
 // instead a deadline is re-armed once a sixteenth of the timeout has
@@ -65,7 +66,7 @@ func (l *link) Read(p []byte) (int, error) {
 		ok, why := l.think.judge(quiet, l.nread)
 		if !ok {
 			if why != "" {
-				err = fmt.Errorf("%s: %w", why, err)
+				err = &silenceError{why: why, err: err}
 			}
 			return n, err
 		}

@@ -117,6 +117,16 @@ func (t *thinker) judge(quiet time.Duration, nread int64) (ok bool, why string) 
 	return true, ""
 }
 
+// silenceError is a read that timed out and that the thinker judged a
+// stall: why says what made it one.
+type silenceError struct {
+	why string
+	err error
+}
+
+func (e *silenceError) Error() string { return e.why + ": " + e.err.Error() }
+func (e *silenceError) Unwrap() error { return e.err }
+
 // presence returns a probe that asks usbmuxd whether dev is still
 // attached: the same device (UDID and usbmuxd's DeviceID, which a replug
 // changes). An error asking counts as gone.

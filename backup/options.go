@@ -52,8 +52,9 @@ type Options struct {
 	// told it is likely asking for its passcode.
 	PasscodeGuess time.Duration
 	// StallTimeout: no byte from the device (and none accepted by it) for
-	// this long ends the backup with cause stalled. It also bounds the
-	// version exchange and Hello.
+	// this long ends the backup with cause stalled, except for a phone
+	// that thinks (ThinkTimeout). It also bounds the version exchange and
+	// Hello.
 	StallTimeout time.Duration
 	// ThinkTimeout bounds a silence at the points where real iPhones go
 	// quiet for minutes (before the first message, before the first

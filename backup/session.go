@@ -159,6 +159,9 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 				return nil, cause.New(cause.ProtocolError, fmt.Errorf(
 					"%w: the device stopped in the middle of a message: %w", devicelink.ErrProtocol, err))
 			}
+			if se := (*silenceError)(nil); errors.As(err, &se) && s.link.aborted() == nil {
+				return nil, cause.New(cause.Stalled, err)
+			}
 			if first && isTimeout(err) && s.link.aborted() == nil {
 				return nil, cause.New(cause.Stalled, fmt.Errorf(
 					"the iPhone sent nothing for %v after the backup request (since iOS 16.1 it waits for its passcode first): %w",
