@@ -45,7 +45,8 @@ const (
 // Options tunes an Engine. The zero value gives the defaults.
 type Options struct {
 	// FirstMessageTimeout bounds the wait for the device's first request
-	// after the Backup (or ChangePassword) request.
+	// after the Backup (or ChangePassword) request; in a backup, a phone
+	// that usbmuxd still lists may go on up to ThinkTimeout.
 	FirstMessageTimeout time.Duration
 	// PasscodeGuess is how long an iOS 16.1 or later device may stay
 	// silent after the Backup request before Target.AwaitingPasscode is

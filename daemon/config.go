@@ -139,7 +139,8 @@ type BackupConfig struct {
 	// StallTimeout: no progress for this long cancels a backup as stalled.
 	StallTimeout Duration `toml:"stall_timeout"`
 	// FirstMessageTimeout is how long a device may prepare (take its
-	// snapshot, wait for its passcode) before its first message.
+	// snapshot, wait for its passcode) before its first message; one
+	// that usbmuxd still lists may go on up to ThinkTimeout.
 	FirstMessageTimeout Duration `toml:"first_message_timeout"`
 	// ThinkTimeout is how long a phone that usbmuxd still lists may stay
 	// silent where real iPhones think for minutes (passcode, snapshot,
