@@ -193,7 +193,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, Options{UploadSlack: 16})
+			h := newHarness(t, Options{})
 			if tc.setup != nil {
 				tc.setup(h)
 			}

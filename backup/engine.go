@@ -67,6 +67,12 @@ type Progress struct {
 	// Bytes and Files count the file content received so far.
 	Bytes int64
 	Files int64
+	// Thinking: the engine waits for the phone at a point of the backup
+	// where real iPhones go quiet for minutes (passcode, snapshot,
+	// scanning, manifest), the phone is still attached, and the engine
+	// itself bounds the silence (Options.ThinkTimeout). A watchdog on
+	// progress should hold its timer until a report says false again.
+	Thinking bool
 }
 
 // Result describes one run, successful or not.
@@ -196,6 +202,7 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 	}
 	s := newSession(conn, e.opts, fs, st.Dir(), t.Progress)
 	s.onFirst = pass.started
+	s.allowThinking(e.presence(runCtx, dev), e.opts.ThinkTimeout)
 	final, serr := func() (*deviceResult, error) {
 		defer conn.Close()
 		defer s.watch(runCtx)()

@@ -40,8 +40,9 @@ func faultCases() []faultCase {
 		faultCase{name: "no protocol version in common", faults: sim.Faults{NoCommonVersion: true}, want: cause.IOSUnsupported},
 		faultCase{name: "sync lock never granted", faults: sim.Faults{LockNeverGranted: true}, want: cause.DeviceBusy},
 		faultCase{name: "stall mid-file", faults: sim.Faults{StallAfterBytes: 40 << 10}, opts: short, want: cause.Stalled},
+		// The phone stays attached: it may think up to ThinkTimeout.
 		faultCase{name: "no first message in time", faults: sim.Faults{FirstMessageDelay: 5 * time.Second},
-			opts: func(o *Options) { o.FirstMessageTimeout = 300 * time.Millisecond }, want: cause.Stalled},
+			opts: func(o *Options) { o.FirstMessageTimeout, o.ThinkTimeout = 300*time.Millisecond, time.Second }, want: cause.Stalled},
 	)
 }
 
@@ -127,7 +128,8 @@ func TestHostile(t *testing.T) {
 			// the wait for its end short.
 			opts.StallTimeout = 500 * time.Millisecond
 			opts.FirstMessageTimeout = 500 * time.Millisecond
-			opts.UploadSlack = 1 << 20
+			// The endless file is one the size of no file on the phone.
+			opts.MaxFileSize = 1 << 20
 			r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}}, opts)
 			r.mustBackup(Target{})
 

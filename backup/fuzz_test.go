@@ -106,7 +106,7 @@ func FuzzDispatch(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
-	opts := Options{UploadSlack: 1 << 10, MaxFileSize: 1 << 20}.withDefaults()
+	opts := Options{MaxFileSize: 1 << 20}.withDefaults()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base := t.TempDir()
 		stage := filepath.Join(base, "stage")

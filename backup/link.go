@@ -9,7 +9,9 @@ import (
 // link wraps the mobilebackup2 connection. It keeps a read and a write
 // deadline at most one timeout ahead of the last byte that moved, which is
 // the stall timer: a device that sends nothing, or accepts nothing, for
-// that long makes the blocked call fail with os.ErrDeadlineExceeded.
+// that long makes the blocked call fail with os.ErrDeadlineExceeded,
+// unless its thinker (liveness.go) judges the silence to be a phone that
+// thinks, when the read waits on.
 //
 // Re-arming a deadline on every Read would cost a timer update per call;
 // instead a deadline is re-armed once a sixteenth of the timeout has
@@ -27,13 +29,17 @@ type link struct {
 	// nread counts the bytes read, so a caller can tell a silence between
 	// messages from one in the middle of a message.
 	nread int64
+	// lastIO is when a byte last moved either way; think, when set,
+	// judges a read that timed out (liveness.go) and may let it go on.
+	lastIO time.Time
+	think  *thinker
 
 	mu     sync.Mutex
 	reason error // why abort closed the connection, if it did
 }
 
 func newLink(c net.Conn, timeout time.Duration) *link {
-	return &link{Conn: c, timeout: timeout}
+	return &link{Conn: c, timeout: timeout, lastIO: time.Now()}
 }
 
 // setTimeout changes the bound; the next Read and Write arm it afresh.
@@ -43,13 +49,32 @@ func (l *link) setTimeout(d time.Duration) {
 }
 
 func (l *link) Read(p []byte) (int, error) {
-	if now := time.Now(); now.Sub(l.readArmed) > l.timeout/16 {
-		_ = l.Conn.SetReadDeadline(now.Add(l.timeout))
+	for {
+		if now := time.Now(); now.Sub(l.readArmed) > l.timeout/16 {
+			_ = l.Conn.SetReadDeadline(now.Add(l.timeout))
+			l.readArmed = now
+		}
+		n, err := l.Conn.Read(p)
+		l.nread += int64(n)
+		if n > 0 {
+			l.lastIO = time.Now()
+		}
+		if n > 0 || err == nil || l.think == nil || !isTimeout(err) || l.aborted() != nil {
+			return n, err
+		}
+		quiet := time.Since(l.lastIO)
+		ok, why := l.think.judge(quiet, l.nread)
+		if !ok {
+			if why != "" {
+				err = &silenceError{why: why, err: err}
+			}
+			return n, err
+		}
+		l.think.onThink(quiet)
+		now := time.Now()
+		_ = l.Conn.SetReadDeadline(now.Add(min(l.timeout, l.think.limit-quiet)))
 		l.readArmed = now
 	}
-	n, err := l.Conn.Read(p)
-	l.nread += int64(n)
-	return n, err
 }
 
 func (l *link) Write(p []byte) (int, error) {
@@ -57,7 +82,11 @@ func (l *link) Write(p []byte) (int, error) {
 		_ = l.Conn.SetWriteDeadline(now.Add(l.timeout))
 		l.writeArm = now
 	}
-	return l.Conn.Write(p)
+	n, err := l.Conn.Write(p)
+	if n > 0 {
+		l.lastIO = time.Now()
+	}
+	return n, err
 }
 
 // abort records why the session must end and closes the connection, which

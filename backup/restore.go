@@ -497,8 +497,7 @@ func (s *session) dispatchShared(name string, msg []any) (bool, error) {
 	case devicelink.MsgDisconnect:
 		return true, nil
 	}
-	s.log.Warn("mobilebackup2: unknown device message", "message", name)
-	return false, s.status(devicelink.CodeGeneric, "Operation not supported", map[string]any{})
+	return false, s.unanswered(name)
 }
 
 // restoreDownload sends the files the phone asks for, from the backup.

@@ -73,6 +73,9 @@ type session struct {
 	files, bytes int64
 	percent      float64
 	lastReport   time.Time
+	// quiet: the host waits for the device in a phase where a long
+	// silence is normal (liveness.go), and has said so in the progress.
+	quiet bool
 
 	// hostErr is the first local failure that means this host cannot
 	// hold the backup (a full or read-only disk); the run fails with it
@@ -86,7 +89,8 @@ type session struct {
 	unreadable unreadableFiles
 	upName     string
 
-	bufs     [][]byte // upload buffers, lent to a round's workers
+	disk     *diskGuard // free space while uploads stream (diskguard.go)
+	bufs     [][]byte   // upload buffers, lent to a round's workers
 	drainBuf []byte
 	fw       *devicelink.FileWriter
 }
@@ -149,7 +153,8 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 		return nil, s.ioError("send "+fmt.Sprint(req[devicelink.KeyMessageName]), err)
 	}
 	s.link.setTimeout(s.opts.FirstMessageTimeout)
-	first := true
+	s.await(preparing)
+	first, uploaded := true, false
 	for s.final == nil {
 		before := s.link.nread
 		name, msg, err := s.dl.ReadMessage()
@@ -160,6 +165,9 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 				return nil, cause.New(cause.ProtocolError, fmt.Errorf(
 					"%w: the device stopped in the middle of a message: %w", devicelink.ErrProtocol, err))
 			}
+			if se := (*silenceError)(nil); errors.As(err, &se) && s.link.aborted() == nil {
+				return nil, cause.New(cause.Stalled, err)
+			}
 			if first && isTimeout(err) && s.link.aborted() == nil {
 				return nil, cause.New(cause.Stalled, fmt.Errorf(
 					"the iPhone sent nothing for %v after the backup request (since iOS 16.1 it waits for its passcode first): %w",
@@ -167,6 +175,7 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 			}
 			return nil, s.ioError("waiting for the device", err)
 		}
+		s.await(busy)
 		if first {
 			first = false
 			s.link.setTimeout(s.opts.StallTimeout)
@@ -181,6 +190,8 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 		if done {
 			break
 		}
+		uploaded = uploaded || name == devicelink.MsgUploadFiles
+		s.await(phaseAfter(name, uploaded))
 	}
 	if s.final == nil {
 		return nil, cause.New(cause.Disconnected, errDeviceDisconnect)
@@ -222,10 +233,7 @@ func (s *session) dispatch(name string, msg []any) (done bool, err error) {
 	case devicelink.MsgDisconnect:
 		return true, nil
 	default:
-		// A request we do not know still gets an answer, so a device
-		// that can live without it does not wait forever.
-		s.log.Warn("mobilebackup2: unknown device message", "message", name)
-		return false, s.status(devicelink.CodeGeneric, "Operation not supported", map[string]any{})
+		return false, s.unanswered(name)
 	}
 }
 
@@ -300,7 +308,7 @@ func (s *session) report(force bool) {
 		return
 	}
 	s.lastReport = now
-	s.onProg(Progress{Percent: s.percent, Bytes: s.bytes, Files: s.files})
+	s.onProg(Progress{Percent: s.percent, Bytes: s.bytes, Files: s.files, Thinking: s.quiet})
 }
 
 // ioError classifies a failure of the connection itself.

@@ -166,20 +166,23 @@ func (r *uploadRound) work(q chan storeOp) {
 // uploadFiles receives the files of one UploadFiles round into staging.
 func (s *session) uploadFiles(msg []any) error {
 	s.setProgress(msg, 2)
-	// The round's announced size bounds what the device may send in it:
-	// a device that never stops sending must not fill the disk.
-	roundLimit := s.opts.MaxFileSize
+	// The round's announced size is the phone's estimate and bounds
+	// nothing (diskguard.go); it is kept for the log.
+	announced := int64(-1)
 	if len(msg) > 3 {
-		if total, ok := wire.Uint(msg[3]); ok && total > 0 && total < 1<<62 {
-			roundLimit = int64(total) + s.opts.UploadSlack
+		if total, ok := wire.Uint(msg[3]); ok && total < 1<<62 {
+			announced = int64(total)
 		}
 	}
 	var round *uploadRound
 	if s.fs != nil {
 		round = s.startRound()
+		if s.disk == nil {
+			s.disk = newDiskGuard(s.freeDir, s.opts.FreeSpaceMargin)
+		}
 	}
 	fr := s.dl.NewFileReader(devicelink.Upload)
-	roundLeft := roundLimit
+	var roundBytes int64
 	var refused, readErr error
 	for {
 		h, err := fr.Next()
@@ -202,7 +205,7 @@ func (s *session) uploadFiles(msg []any) error {
 			s.log.Warn("mobilebackup2: refused a hostile upload", "err", perr)
 			refused = perr
 		}
-		limit := min(roundLeft, s.opts.MaxFileSize)
+		limit := s.opts.MaxFileSize
 		var n int64
 		if refused != nil || round.failed.Load() {
 			// A file failed: read past the rest, so the device hears
@@ -211,7 +214,7 @@ func (s *session) uploadFiles(msg []any) error {
 		} else {
 			n, err = s.receive(fr, round, clean, h.Path, limit)
 		}
-		roundLeft -= n
+		roundBytes += n
 		if err != nil {
 			readErr = err
 			break
@@ -239,6 +242,9 @@ func (s *session) uploadFiles(msg []any) error {
 	if readErr != nil {
 		return readErr
 	}
+	if announced >= 0 && roundBytes > announced {
+		s.log.Debug("mobilebackup2: the device sent more than it announced", "announced", announced, "sent", roundBytes)
+	}
 	if refused != nil {
 		code, desc = devicelink.CodeGeneric, "Path outside the backup directory"
 	}
@@ -262,6 +268,18 @@ func (s *session) receive(fr *devicelink.FileReader, round *uploadRound, clean, 
 			round.free <- buf
 			q <- storeOp{kind: storeAbort}
 			return n, s.errTooMuch(raw, limit)
+		}
+		if gerr := s.disk.received(int64(m)); gerr != nil {
+			// Nothing more of this round is stored; the device hears
+			// ENOSPC at its end, as from a full disk.
+			round.free <- buf
+			q <- storeOp{kind: storeAbort}
+			round.fail(raw, gerr)
+			if rerr != nil {
+				return n, nil
+			}
+			d, err := s.drain(fr, raw, limit-n)
+			return n + d, err
 		}
 		if m > 0 {
 			q <- storeOp{kind: storeData, buf: buf[:m]}
@@ -342,9 +360,9 @@ func (s *session) drain(fr *devicelink.FileReader, raw string, limit int64) (int
 	}
 }
 
-// errTooMuch is a device sending more than it announced.
+// errTooMuch is a device sending a file over the largest one allowed.
 func (s *session) errTooMuch(p string, limit int64) error {
 	return cause.New(cause.ProtocolError, fmt.Errorf(
-		"%w: UploadFiles %q: the device sent more than the %d bytes it announced (and %d more allowed)",
-		ErrHostile, p, limit-s.opts.UploadSlack, s.opts.UploadSlack))
+		"%w: UploadFiles %q: the device sent more than %d bytes in one file, the most a file may have",
+		ErrHostile, p, limit))
 }

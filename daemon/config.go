@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/usbmux"
@@ -138,8 +139,13 @@ type BackupConfig struct {
 	// StallTimeout: no progress for this long cancels a backup as stalled.
 	StallTimeout Duration `toml:"stall_timeout"`
 	// FirstMessageTimeout is how long a device may prepare (take its
-	// snapshot, wait for its passcode) before its first message.
+	// snapshot, wait for its passcode) before its first message; one
+	// that usbmuxd still lists may go on up to ThinkTimeout.
 	FirstMessageTimeout Duration `toml:"first_message_timeout"`
+	// ThinkTimeout is how long a phone that usbmuxd still lists may stay
+	// silent where real iPhones think for minutes (passcode, snapshot,
+	// scanning, a large Manifest.db) before the backup counts as stalled.
+	ThinkTimeout Duration `toml:"think_timeout"`
 	// LockTimeout is how long the iPhone's sync lock is tried before the
 	// backup fails as device_busy.
 	LockTimeout Duration `toml:"lock_timeout"`
@@ -152,6 +158,11 @@ type BackupConfig struct {
 	Clone string `toml:"clone"`
 	// SkipIcons leaves app icons out of Info.plist.
 	SkipIcons bool `toml:"skip_icons"`
+	// MaxFileSize is the largest file a phone may send; more is a file
+	// that never ends, and the backup fails as protocol_error. The total
+	// a phone announces for a round bounds nothing: real iPhones send
+	// more than they announce.
+	MaxFileSize ByteSize `toml:"max_file_size"`
 }
 
 // HistoryConfig says how much history to keep per device. Each device's
@@ -260,9 +271,11 @@ func DefaultConfig() Config {
 		Backup: BackupConfig{
 			StallTimeout:        Duration(2 * time.Minute),
 			FirstMessageTimeout: Duration(3 * time.Minute),
+			ThinkTimeout:        Duration(30 * time.Minute),
 			LockTimeout:         Duration(10 * time.Second),
 			KeepVersions:        repo.DefaultKeepLast,
 			Clone:               "auto",
+			MaxFileSize:         ByteSize(backup.DefaultMaxFileSize),
 		},
 		History: HistoryConfig{KeepRuns: 1000},
 		Notify: HooksConfig{
@@ -412,7 +425,11 @@ func (c Config) validateLimits(p *problems) {
 	b := c.Backup
 	p.positive("backup.stall_timeout", b.StallTimeout)
 	p.positive("backup.first_message_timeout", b.FirstMessageTimeout)
+	p.positive("backup.think_timeout", b.ThinkTimeout)
 	p.positive("backup.lock_timeout", b.LockTimeout)
+	if b.MaxFileSize <= 0 {
+		p.bad("backup.max_file_size", "must be positive, got %d", b.MaxFileSize)
+	}
 	if b.KeepVersions < 0 {
 		p.bad("backup.keep_versions", "must not be negative, got %d", b.KeepVersions)
 	}

@@ -217,6 +217,9 @@ func (d *Daemon) startUsbmux() (usbmux.Addr, error) {
 		d.eng = backup.New(d.mux, backup.Options{
 			StallTimeout:        d.cfg.Backup.StallTimeout.D(),
 			FirstMessageTimeout: d.cfg.Backup.FirstMessageTimeout.D(),
+			ThinkTimeout:        d.cfg.Backup.ThinkTimeout.D(),
+			MaxFileSize:         int64(d.cfg.Backup.MaxFileSize),
+			FreeSpaceMargin:     int64(max(d.cfg.Policy.FreeSpaceMargin, 0)),
 			LockTimeout:         d.cfg.Backup.LockTimeout.D(),
 			SkipIcons:           d.cfg.Backup.SkipIcons,
 			Logger:              SlogLogger(d.log, "backup"),

@@ -60,15 +60,19 @@ func (r *progressReporter) report(p backup.Progress) {
 // step itself (the wait for the device's first message may rightly take
 // minutes while the phone asks for its passcode), and it disarms when the
 // device reports 100%, because the commit that follows (verify, fsync,
-// rename) reports no progress and must not be cut off.
+// rename) reports no progress and must not be cut off. It holds while the
+// engine reports the phone thinking (Progress.Thinking): the engine then
+// bounds the silence itself (backup.think_timeout, and the phone staying
+// attached), and the timer starts afresh when the phone speaks again.
 type watchdog struct {
 	stall time.Duration
 	fire  func()
 
-	mu    sync.Mutex
-	timer *time.Timer
-	last  backup.Progress
-	off   bool
+	mu      sync.Mutex
+	timer   *time.Timer
+	last    backup.Progress
+	off     bool
+	holding bool
 }
 
 func newWatchdog(stall time.Duration, fire func()) *watchdog {
@@ -89,15 +93,22 @@ func (w *watchdog) kick(p backup.Progress) {
 		}
 		return
 	}
+	if p.Thinking {
+		w.holding = true
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+		return
+	}
 	if w.timer == nil {
-		w.last = p
+		w.last, w.holding = p, false
 		w.timer = time.AfterFunc(w.stall, w.fire)
 		return
 	}
-	if p == w.last {
+	if p == w.last && !w.holding {
 		return // a report without news is no progress
 	}
-	w.last = p
+	w.last, w.holding = p, false
 	w.timer.Reset(w.stall)
 }
 

@@ -95,6 +95,11 @@ func (d *Device) serveBackup(ctx context.Context, c net.Conn) error {
 			NoCommonVersion:      f.NoCommonVersion,
 			UnreadableFiles:      f.UnreadableFiles,
 			AbsolutePaths:        f.AbsolutePaths,
+			ThinkPause:           f.ThinkPause,
+			EndRedownload:        f.EndRedownload,
+			AnnouncedShare:       f.AnnouncedShare,
+			RepeatDeviceReady:    f.RepeatDeviceReady,
+			UnknownMessage:       f.UnknownMessage,
 		},
 	})
 }

@@ -26,7 +26,10 @@ fault UDID KEY=VALUE...       set faults (clear resets them); keys: unplug-after
                               unplug-after-files, unplug-at-step, passcode-never-entered,
                               passcode-delay, error-code, slow-link, stall-after-bytes,
                               hostile, first-message-delay, lock-never-granted,
-                              no-common-version, unreadable-files, absolute-paths (restore: error-code 102/207/208/211,
+                              no-common-version, unreadable-files, absolute-paths,
+                              think-pause, end-redownload, announced-share,
+                              repeat-device-ready, unknown-message
+                              (restore: error-code 102/207/208/211,
                               unplug-at-step restore-*, hostile restore-dotdot|
                               restore-absolute|restore-other|restore-mutate)`
 
@@ -166,6 +169,16 @@ func (f *Faults) set(kv string) error {
 		f.UnreadableFiles = int(atoi())
 	case "absolute-paths":
 		f.AbsolutePaths, err = strconv.ParseBool(v)
+	case "think-pause":
+		f.ThinkPause = dur()
+	case "end-redownload":
+		f.EndRedownload, err = strconv.ParseBool(v)
+	case "announced-share":
+		f.AnnouncedShare, err = strconv.ParseFloat(v, 64)
+	case "repeat-device-ready":
+		f.RepeatDeviceReady, err = strconv.ParseBool(v)
+	case "unknown-message":
+		f.UnknownMessage, err = strconv.ParseBool(v)
 	default:
 		return fmt.Errorf("unknown fault %q", k)
 	}

@@ -71,4 +71,13 @@ type Faults struct {
 	// and the backup still succeeds. With ErrorCode 104 the device ends
 	// the backup after the upload with "multiple errors uploading files".
 	UnreadableFiles int
+	// What real iPhones do (see backupsvc.Faults): silences at the slow
+	// points, the end-of-backup re-download, announcing less than is
+	// sent (0: backupsvc.DefaultAnnouncedShare), and messages that expect
+	// no answer.
+	ThinkPause        time.Duration
+	EndRedownload     bool
+	AnnouncedShare    float64
+	RepeatDeviceReady bool
+	UnknownMessage    bool
 }

@@ -230,7 +230,40 @@ type Faults struct {
 	// ("Input/output error") and the backup still ends with ErrorCode 0,
 	// as real iPhones do (see listing.go). 0 is off.
 	UnreadableFiles int
+
+	// What real iPhones do that a host must live with (protocol.md,
+	// "What real iPhones do"); none of it is an error.
+
+	// ThinkPause is a silence the device keeps at each point where real
+	// iPhones think for minutes: before its first message, after it
+	// downloaded the host's Manifest.db, before its first upload, before
+	// it uploads Manifest.db, and after its end-of-backup re-download.
+	// 0 is off.
+	ThinkPause time.Duration
+	// EndRedownload makes the device download Status.plist,
+	// Manifest.plist and Manifest.db again at the end of the backup,
+	// after its moves and removals, as real iPhones do.
+	EndRedownload bool
+	// AnnouncedShare is the share of an upload round's bytes that the
+	// device announces in DLMessageUploadFiles. Real iPhones announce
+	// less than they send (logs show 1.4 MB announced, 2.0 MB sent), so
+	// 0 means DefaultAnnouncedShare; 1 announces the exact total.
+	AnnouncedShare float64
+	// RepeatDeviceReady sends DLMessageDeviceReady again after
+	// GetFreeDiskSpace; the device expects no answer to it.
+	RepeatDeviceReady bool
+	// UnknownMessage sends a DeviceLink message no host knows after
+	// GetFreeDiskSpace; the device expects no answer to it either. A host
+	// that answers it desynchronises the stream.
+	UnknownMessage bool
 }
+
+// DefaultAnnouncedShare is the share of an upload round's real size a
+// device announces by default: what a real iPhone's log showed.
+const DefaultAnnouncedShare = 0.7
+
+// MsgUnknown is the message UnknownMessage sends.
+const MsgUnknown = "DLMessageBackupdUnknownNotice"
 
 // Device error codes (the ErrorCode of the final Response).
 const (

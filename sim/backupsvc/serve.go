@@ -346,7 +346,7 @@ func (s *session) backup(req map[string]any) error {
 			return s.finish(CodePasscodeNotEntered, "The passcode was not entered on the device in time to back it up")
 		}
 	}
-	if err := s.wait(f.FirstMessageDelay); err != nil {
+	if err := s.wait(f.FirstMessageDelay + f.ThinkPause); err != nil {
 		return err
 	}
 	switch f.ErrorCode {
@@ -408,6 +408,9 @@ func (s *session) backup(req map[string]any) error {
 			return s.finish(CodeCorruptManifest, "The backup's Manifest.plist on the computer is empty or corrupt")
 		}
 		incremental = held != nil
+		if err := s.wait(f.ThinkPause); err != nil { // reading the host's Manifest.db
+			return err
+		}
 	}
 	s.stats.begin(!incremental, encrypted)
 	if done, err := s.checkStartListing(); done || err != nil {
@@ -454,6 +457,9 @@ func (s *session) backup(req map[string]any) error {
 	if f.ErrorCode == CodeNotEnoughSpace || (st.Code == 0 && known && free < uint64(need)) {
 		return s.finish(CodeNotEnoughSpace, fmt.Sprintf("Not enough free space on the computer: %d bytes needed, %d available", need, free))
 	}
+	if err := s.notices(); err != nil {
+		return err
+	}
 
 	// mkdir-snapshot
 	if err := s.enter(StepMkdirSnapshot); err != nil {
@@ -485,6 +491,9 @@ func (s *session) backup(req map[string]any) error {
 	if err := s.enter(StepUpload); err != nil {
 		return err
 	}
+	if err := s.wait(f.ThinkPause); err != nil { // scanning what changed
+		return err
+	}
 	if done, err := s.uploadData(send, need); done || err != nil {
 		return err
 	}
@@ -501,6 +510,10 @@ func (s *session) backup(req map[string]any) error {
 	dbPath, err := buildManifestDB(s.ctx, s.cfg.TempDir, files, dirs, s.keys)
 	if err != nil {
 		return fmt.Errorf("backupsvc: %w", err)
+	}
+	if err := s.wait(f.ThinkPause); err != nil { // building Manifest.db
+		os.Remove(dbPath)
+		return err
 	}
 	defer os.Remove(dbPath)
 	var manifestKey []byte
@@ -525,7 +538,7 @@ func (s *session) backup(req map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("backupsvc: %w", err)
 	}
-	if done, err := s.uploadOther("upload the manifest", dbInfo.Size()+int64(len(mp)),
+	if done, err := s.uploadOther("upload the manifest", s.announced(dbInfo.Size()+int64(len(mp))),
 		upload{"Manifest.db", s.target + "/Snapshot/Manifest.db", db},
 		upload{"Manifest.plist", s.target + "/Snapshot/Manifest.plist", bytes.NewReader(mp)},
 	); done || err != nil {
@@ -585,6 +598,11 @@ func (s *session) backup(req map[string]any) error {
 	if done, err := s.checkEndListing(files); done || err != nil {
 		return err
 	}
+	if f.EndRedownload {
+		if err := s.redownload(); err != nil {
+			return err
+		}
+	}
 
 	// status
 	if err := s.enter(StepStatus); err != nil {
@@ -596,7 +614,7 @@ func (s *session) backup(req map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("backupsvc: %w", err)
 	}
-	if done, err := s.uploadOther("write Status.plist", int64(len(sp)),
+	if done, err := s.uploadOther("write Status.plist", s.announced(int64(len(sp))),
 		upload{"Status.plist", s.target + "/Status.plist", bytes.NewReader(sp)}); done || err != nil {
 		return err
 	}
@@ -801,7 +819,7 @@ func (s *session) uploadData(send []fileset.File, need int64) (done bool, err er
 		round := send[:n]
 		send = send[n:]
 		s.progress = 2 + 88*float64(sentTotal)/float64(max(need, 1))
-		if err := s.dl.WriteMessage(devicelink.MsgUploadFiles, map[string]any{}, s.progress, uint64(bytesInRound)); err != nil {
+		if err := s.dl.WriteMessage(devicelink.MsgUploadFiles, map[string]any{}, s.progress, uint64(s.announced(bytesInRound))); err != nil {
 			return true, fmt.Errorf("backupsvc: send UploadFiles: %w", err)
 		}
 		fw := s.fileWriter()

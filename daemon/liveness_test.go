@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"testing"
+	"time"
+
+	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/sim"
+	"github.com/backupd/backupd/sim/simtest"
+)
+
+// TestThinkingPhoneIsNotStalled (issue #13, item 1): a phone that stays
+// silent 2.5 times stall_timeout at each point where real iPhones think,
+// while it stays attached, is backed up: the daemon's watchdog holds
+// while the engine says the phone thinks.
+func TestThinkingPhoneIsNotStalled(t *testing.T) {
+	t.Parallel()
+	stall := 300 * time.Millisecond
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 30},
+		Faults: sim.Faults{ThinkPause: stall * 5 / 2, EndRedownload: true}})
+	cfg := testConfig(t, s)
+	cfg.Backup.StallTimeout = Duration(stall)
+	cfg.Backup.FirstMessageTimeout = Duration(stall)
+	r := start(t, cfg, Options{})
+	runs := waitRuns(t, r.c, devs[0].UDID(), 1, 30*time.Second)
+	if runs[0].Outcome != api.OutcomeSuccess {
+		t.Fatalf("run: %+v", runs[0])
+	}
+	if took := runs[0].End.Sub(runs[0].Start); took < 4*stall*5/2 {
+		t.Errorf("the backup took %v: the phone did not pause", took)
+	}
+}
+
+// TestThinkTimeoutHonoured: backup.think_timeout bounds how long an
+// attached phone may think: one silent longer fails as stalled, soon
+// after it.
+func TestThinkTimeoutHonoured(t *testing.T) {
+	t.Parallel()
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 30},
+		Faults: sim.Faults{ThinkPause: time.Minute}})
+	cfg := testConfig(t, s)
+	cfg.Backup.StallTimeout = Duration(300 * time.Millisecond)
+	cfg.Backup.FirstMessageTimeout = Duration(300 * time.Millisecond)
+	cfg.Backup.ThinkTimeout = Duration(time.Second)
+	r := start(t, cfg, Options{})
+	runs := waitRuns(t, r.c, devs[0].UDID(), 1, 30*time.Second)
+	if runs[0].Outcome != api.OutcomeFailed || runs[0].Cause != cause.Stalled {
+		t.Fatalf("run: %+v", runs[0])
+	}
+	if took := runs[0].End.Sub(runs[0].Start); took > 10*time.Second {
+		t.Errorf("a phone silent past think_timeout (1s) failed after %v", took)
+	}
+}
