@@ -25,7 +25,7 @@ restore-report UDID           what the last restore received: files intact, dama
 fault UDID KEY=VALUE...       set faults (clear resets them); keys: unplug-after-bytes,
                               unplug-after-files, unplug-at-step, passcode-never-entered,
                               passcode-delay, error-code, slow-link, stall-after-bytes,
-                              hostile, first-message-delay, lock-never-granted,
+                              hostile, hostile-name (crlf|esc|utf8|huge), first-message-delay, lock-never-granted,
                               no-common-version (restore: error-code 102/207/208/211,
                               unplug-at-step restore-*, hostile restore-dotdot|
                               restore-absolute|restore-other|restore-mutate)`
@@ -156,6 +156,11 @@ func (f *Faults) set(kv string) error {
 		f.StallAfterBytes = atoi()
 	case "hostile":
 		f.Hostile = v
+	case "hostile-name":
+		if v != "" && HostileName(v) == "" {
+			return fmt.Errorf("fault hostile-name: no mode %q (%s)", v, strings.Join(HostileNames(), ", "))
+		}
+		f.HostileName = v
 	case "first-message-delay":
 		f.FirstMessageDelay = dur()
 	case "lock-never-granted":
