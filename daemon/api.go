@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -49,7 +51,7 @@ func withVersion(version string, next http.Handler) http.Handler {
 
 // newAPIHandler serves the API (see package api for the paths) from b.
 func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
-	h := &apiHandler{b: b, log: log}
+	h := &apiHandler{b: b, log: log, streams: make(chan struct{}, maxStreams)}
 	mux := http.NewServeMux()
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/health", h.health)
@@ -68,13 +70,39 @@ func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &api.Error{Code: api.ErrNotFound, Message: fmt.Sprintf("no such API path %s %s (this daemon serves %s/...)", r.Method, r.URL.Path, api.Prefix)})
 	})
-	return mux
+	return h.requireJSON(mux)
+}
+
+// requireJSON refuses a POST that is not application/json. A web page can
+// send a form or text/plain POST to any address without asking; a JSON
+// one needs the server's consent (a CORS preflight), which this API never
+// gives.
+func (h *apiHandler) requireJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				w.Header().Set("Connection", "close")
+				h.reply(w, r, http.StatusUnsupportedMediaType, &api.Error{Code: api.ErrBadRequest, Message: "a POST to the API must be application/json"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type apiHandler struct {
 	b   backend
 	log zerolog.Logger
+	// streams holds a slot per open event stream (at most maxStreams).
+	streams chan struct{}
 }
+
+// maxStreams bounds the event streams open at once: each holds a
+// descriptor and a buffer of events (2,000 streams once took 2,000
+// descriptors and 50 MB). A person has a terminal or two and the web
+// page open, not hundreds.
+const maxStreams = 32
 
 func (h *apiHandler) health(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, http.StatusOK, h.b.health())
@@ -147,6 +175,9 @@ const maxRequestBody = 4 << 10
 // answered the request with an error.
 func (h *apiHandler) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	// The server's read timeout bounds the request; the answer (a verify,
+	// say) may take longer, and a read deadline left set would end it.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if err != nil {
 		h.fail(w, r, &api.Error{Code: api.ErrBadRequest, Message: "read request: " + err.Error()})
 		return false
@@ -233,7 +264,17 @@ func (h *apiHandler) versions(w http.ResponseWriter, r *http.Request) {
 // events streams the live events as server-sent events until the client
 // goes away or the daemon stops. ?udid= keeps one device's events.
 func (h *apiHandler) events(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.streams <- struct{}{}:
+		defer func() { <-h.streams }()
+	default:
+		w.Header().Set("Connection", "close")
+		h.fail(w, r, &api.Error{Code: api.ErrBusy, Message: fmt.Sprintf("%d event streams are open already; close one", maxStreams)})
+		return
+	}
 	rc := http.NewResponseController(w)
+	// A stream lasts as long as its reader: no read deadline.
+	_ = rc.SetReadDeadline(time.Time{})
 	udid := r.URL.Query().Get("udid")
 	ch, cancel := h.b.subscribe()
 	defer cancel()
@@ -322,6 +363,9 @@ func requireToken(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
+			// Closed after the answer: a client without the token has no
+			// business keeping a descriptor.
+			w.Header().Set("Connection", "close")
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = io.WriteString(w, `{"code":"unauthorized","error":"this API port needs the token from the configuration (api.token)"}`+"\n")

@@ -297,9 +297,21 @@ func TestAPIBadRequests(t *testing.T) {
 		{"GET", "/v1/verify", "", 404, api.ErrNotFound},
 		{"GET", "/v2/health", "", 404, api.ErrNotFound},
 		{"DELETE", "/v1/devices", "", 404, api.ErrNotFound},
+		// What a web page may send without a CORS preflight (issue #16).
+		{"POST", "/v1/devices/x/backup#text/plain", `{"full":true}`, 415, api.ErrBadRequest},
+		{"POST", "/v1/devices/x/backup#application/x-www-form-urlencoded", "full=true", 415, api.ErrBadRequest},
+		{"POST", "/v1/verify#", "", 415, api.ErrBadRequest},
 	}
 	for _, tt := range tests {
-		req, _ := http.NewRequest(tt.method, "http://backupd"+tt.path, strings.NewReader(tt.body))
+		// A path#type sends that Content-Type; a POST otherwise sends JSON.
+		path, ctype, typed := strings.Cut(tt.path, "#")
+		if !typed && tt.method == "POST" {
+			ctype = "application/json"
+		}
+		req, _ := http.NewRequest(tt.method, "http://backupd"+path, strings.NewReader(tt.body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)

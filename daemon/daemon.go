@@ -17,6 +17,7 @@ import (
 	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/daemon/loopback"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -233,7 +234,10 @@ func (d *Daemon) startUsbmux() (usbmux.Addr, error) {
 // api.tcp (with the token) and the metrics server. closeListeners closes
 // the TCP listeners it opened.
 func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Server, closeListeners func(), err error) {
-	servers = []*http.Server{d.newServer(ctx, d.handler())}
+	// One handler for the socket and the TCP port: they share its cap on
+	// event streams.
+	api := d.handler()
+	servers = []*http.Server{d.newServer(ctx, api)}
 	listeners := []net.Listener{ln}
 	closeListeners = func() {
 		for _, l := range listeners[1:] {
@@ -245,8 +249,8 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Se
 		if err != nil {
 			return nil, nil, fmt.Errorf("api.tcp: %w", err)
 		}
-		servers = append(servers, d.newServer(ctx, requireToken(d.cfg.API.Token, d.handler())))
-		listeners = append(listeners, tln)
+		servers = append(servers, d.newServer(ctx, loopback.Only(requireToken(d.cfg.API.Token, api), d.refusedHost)))
+		listeners = append(listeners, limitListener(tln, maxConns))
 	}
 	if d.cfg.Metrics.Listen != "" {
 		mln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
@@ -254,8 +258,8 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Se
 			closeListeners()
 			return nil, nil, fmt.Errorf("metrics.listen: %w", err)
 		}
-		servers = append(servers, d.newServer(ctx, d.observers.metrics.Handler()))
-		listeners = append(listeners, mln)
+		servers = append(servers, d.newServer(ctx, loopback.Only(d.observers.metrics.Handler(), d.refusedHost)))
+		listeners = append(listeners, limitListener(mln, maxConns))
 		d.log.Info().Str("addr", mln.Addr().String()).Msg("serving metrics at /metrics")
 	}
 	for i, srv := range servers {
@@ -279,12 +283,26 @@ func (d *Daemon) usbmuxAddr() (usbmux.Addr, error) {
 	return a, nil
 }
 
+// newServer serves h. A client gets a few seconds to send a request and
+// a minute idle between requests: without the bounds, connections left
+// open (300 of them each got a 401 and stayed) each held a descriptor
+// for good. No write timeout: the event stream lasts as long as its
+// reader.
 func (d *Daemon) newServer(base context.Context, h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+}
+
+// refusedHost logs a request refused for its Host header.
+func (d *Daemon) refusedHost(r *http.Request) {
+	d.log.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Str("path", r.URL.Path).
+		Msg("refused a request for a foreign host name (DNS rebinding?)")
 }
 
 // acquire takes a backup slot: at most max_concurrent backups run at
