@@ -78,7 +78,7 @@ func runDaemon(ctx context.Context, a *app, format string) error {
 	if tightened, err := privateStateDir(cfg.StateDir); err != nil { // statedir.go
 		return fail(exitBadConfig, "%w", err)
 	} else if tightened {
-		log.Warn().Str("state_dir", cfg.StateDir).Msg("state_dir was writable by others; it no longer is")
+		log.Warn().Str("state_dir", cfg.StateDir).Msg("state_dir was open to others; it is now 0750 at most")
 	}
 	opts := daemon.Options{Logger: log, Version: version}
 	if err := injectFaults(&opts, log); err != nil {
