@@ -592,7 +592,9 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || v*mult > 1<<62 {
+	// Written so that NaN fails too: converted to an integer it is 0 on
+	// arm64 (a Raspberry Pi) and the most negative int64 on amd64.
+	if err != nil || !(v >= 0 && v*mult <= 1<<62) {
 		return fmt.Errorf("size %q: want a number of bytes or a number with a unit, such as 500MB or 2GiB", s)
 	}
 	*b = ByteSize(v * mult)
