@@ -68,6 +68,9 @@ func runDaemon(ctx context.Context, a *app, format string) error {
 		log.Info().Str("config", a.configPath).Msg("no configuration file; using the defaults")
 	} else {
 		log.Info().Str("config", a.configPath).Msg("configuration read")
+		if why := exposedSecrets(a.configPath, cfg); why != "" { // secrets.go
+			log.Warn().Str("config", a.configPath).Msg("secrets readable by others: " + why)
+		}
 	}
 	// 0750 as the daemon makes it: the group of the 0660 API socket must
 	// be able to reach it.

@@ -28,12 +28,19 @@ func TestTortureLocalUser(t *testing.T) {
 	apiAddr, metricsAddr := freePort(t), freePort(t)
 	e.setConfig(t, "api", fmt.Sprintf("tcp = %q\ntoken = %q", apiAddr, localToken))
 	e.setConfig(t, "metrics", fmt.Sprintf("listen = %q", metricsAddr))
+	// Every user can read the file with the token: the daemon says so.
+	if err := os.Chmod(e.config, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d := start(t, filepath.Join(e.bin, "backupd"), "run", "--config", e.config)
 	udid := e.firstUDID(t)
 	waitFor(t, "the daemon to know the phone", func() bool {
 		code, body, err := tryRequest(metricsAddr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 		return err == nil && code == 200 && strings.Contains(body, udid)
 	})
+	if !strings.Contains(d.out.String(), "secrets readable by others") {
+		t.Errorf("no warning that the configuration's token is readable by every user:\n%s", d.out.String())
+	}
 	tally := tortureTally{Suite: "local user and web page"}
 	trial := func(name string, f func(t *testing.T)) {
 		tally.Trials++
