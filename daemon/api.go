@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/proto/devicestring"
 )
 
 // backend is what the API handlers ask; *Daemon is the one in service,
@@ -118,7 +119,7 @@ func (h *apiHandler) devices(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *apiHandler) device(w http.ResponseWriter, r *http.Request) {
-	dev, err := h.b.device(r.PathValue("udid"))
+	dev, err := h.b.device(udidOf(r))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -132,7 +133,7 @@ func (h *apiHandler) deviceRuns(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	page, err := h.b.history(r.PathValue("udid"), q)
+	page, err := h.b.history(udidOf(r), q)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -168,6 +169,10 @@ func (h *apiHandler) run(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, http.StatusOK, run)
 }
 
+// udidOf is the request path's UDID in the phone's own spelling, so that
+// 00008030-001a2b3c4d5e802e names the phone 00008030-001A2B3C4D5E802E.
+func udidOf(r *http.Request) string { return devicestring.UDID(r.PathValue("udid")) }
+
 // maxRequestBody bounds a request body; the largest is a BackupRequest.
 const maxRequestBody = 4 << 10
 
@@ -196,7 +201,7 @@ func (h *apiHandler) backupNow(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	udid := r.PathValue("udid")
+	udid := udidOf(r)
 	if err := h.b.backupNow(r.Context(), udid, req.Full); err != nil {
 		h.fail(w, r, err)
 		return
@@ -212,7 +217,7 @@ func (h *apiHandler) verify(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	res, err := h.b.verify(r.Context(), r.PathValue("udid"), req)
+	res, err := h.b.verify(r.Context(), udidOf(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -227,7 +232,7 @@ func (h *apiHandler) encryption(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	resp, err := h.b.setEncryption(r.Context(), r.PathValue("udid"), req.Enable, req.Password)
+	resp, err := h.b.setEncryption(r.Context(), udidOf(r), req.Enable, req.Password)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -242,7 +247,7 @@ func (h *apiHandler) restore(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	resp, err := h.b.restore(r.Context(), r.PathValue("udid"), req)
+	resp, err := h.b.restore(r.Context(), udidOf(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -253,7 +258,7 @@ func (h *apiHandler) restore(w http.ResponseWriter, r *http.Request) {
 // versions lists a phone's kept backups; ?from= keeps the one a
 // restore's From names.
 func (h *apiHandler) versions(w http.ResponseWriter, r *http.Request) {
-	resp, err := h.b.versions(r.Context(), r.PathValue("udid"), r.URL.Query().Get("from"))
+	resp, err := h.b.versions(r.Context(), udidOf(r), r.URL.Query().Get("from"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -275,7 +280,7 @@ func (h *apiHandler) events(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	// A stream lasts as long as its reader: no read deadline.
 	_ = rc.SetReadDeadline(time.Time{})
-	udid := r.URL.Query().Get("udid")
+	udid := devicestring.UDID(r.URL.Query().Get("udid"))
 	ch, cancel := h.b.subscribe()
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")

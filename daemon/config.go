@@ -13,6 +13,7 @@ import (
 
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/daemon/hook"
+	"github.com/backupd/backupd/proto/devicestring"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -377,7 +378,8 @@ func (p Policy) validate(errs *problems) {
 		key  string
 		udid []string
 	}{{"policy.allow", p.Allow}, {"policy.deny", p.Deny}} {
-		for _, u := range list.udid {
+		for i, u := range list.udid {
+			list.udid[i] = devicestring.UDID(u) // as the phone spells it
 			if err := repo.ValidUDID(u); err != nil {
 				errs.bad(list.key, "%q is not a UDID", u)
 			}
