@@ -50,6 +50,9 @@ type Options struct {
 	// failpoints there (the torture suite kills the daemon in one); nil
 	// in a release build.
 	RepoOptions func(repo.Options) repo.Options
+	// ActorIdle is how long the worker of a phone that is gone, with
+	// nothing to do, is kept before it ends; 0 means defaultActorIdle.
+	ActorIdle time.Duration
 }
 
 // Daemon is backupd's service: it follows usbmuxd, runs one actor per
@@ -64,6 +67,8 @@ type Daemon struct {
 	eng     Backuper
 	repoOpt func(repo.Options) repo.Options // Options.RepoOptions
 	bus     *bus
+	// actorIdle: Options.ActorIdle (actors.go)
+	actorIdle time.Duration
 
 	ran atomic.Bool
 
@@ -78,12 +83,14 @@ type Daemon struct {
 
 	actorWG sync.WaitGroup
 
-	mu      sync.Mutex
-	actors  map[string]*actor
-	open    map[store.RunID]store.Run // runs begun and not yet finished
-	usbmuxd api.Usbmuxd
-	repo    *repo.Repo // nil while backup_dir cannot be opened
-	target  backup.Repository
+	mu     sync.Mutex
+	actors map[string]*actor
+	// actorsFull: the cap on actors was met (logged once until it is not).
+	actorsFull bool
+	open       map[store.RunID]store.Run // runs begun and not yet finished
+	usbmuxd    api.Usbmuxd
+	repo       *repo.Repo // nil while backup_dir cannot be opened
+	target     backup.Repository
 }
 
 // New checks cfg and returns a daemon; nothing is opened until Run.
@@ -109,6 +116,10 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 	}
 	if d.free == nil {
 		d.free = backup.FreeSpace
+	}
+	d.actorIdle = opts.ActorIdle
+	if d.actorIdle <= 0 {
+		d.actorIdle = defaultActorIdle
 	}
 	d.bus = newBus(d.now)
 	return d, nil
