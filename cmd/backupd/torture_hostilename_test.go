@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
 )
 
@@ -57,6 +58,7 @@ command = ["/bin/sh", "-c", "printf '%%s' \"$BACKUPD_DEVICE\" > %s"]
 				printed = append(printed, args[0]+"\x00"+out+errOut)
 			}
 			printed = append(printed, "metrics\x00"+get(t, metricsURL))
+			printed = append(printed, "Info.plist Device Name\x00"+infoPlistName(t, filepath.Join(r.backups, r.udid, "Info.plist")))
 			waitFor(t, "the hook", func() bool { _, err := os.Stat(hookOut); return err == nil })
 			time.Sleep(100 * time.Millisecond) // the hook's shell finishes its write
 			hook, err := os.ReadFile(hookOut)
@@ -135,4 +137,22 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// infoPlistName is the Device Name in a backup's Info.plist.
+func infoPlistName(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info map[string]any
+	if err := wire.Decode(b, &info); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := info["Device Name"].(string)
+	if !strings.HasPrefix(name, "Anna's iPhone") {
+		t.Errorf("Info.plist Device Name %.80q, want the phone's", name)
+	}
+	return name
 }
