@@ -71,7 +71,21 @@ func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &api.Error{Code: api.ErrNotFound, Message: fmt.Sprintf("no such API path %s %s (this daemon serves %s/...)", r.Method, r.URL.Path, api.Prefix)})
 	})
-	return h.requireJSON(mux)
+	return h.requireJSON(openReads(mux))
+}
+
+// openReads lifts the server's read timeout once a request without a
+// body has arrived: the timeout bounds how long a client takes to ask,
+// while an answer (versions of a large backup, the event stream) may take
+// longer, and a read deadline that passes meanwhile cancels it. A POST's
+// body is read first (readBody).
+func openReads(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // requireJSON refuses a POST that is not application/json. A web page can
