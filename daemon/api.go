@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -71,21 +70,7 @@ func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &api.Error{Code: api.ErrNotFound, Message: fmt.Sprintf("no such API path %s %s (this daemon serves %s/...)", r.Method, r.URL.Path, api.Prefix)})
 	})
-	return h.requireJSON(openReads(mux))
-}
-
-// openReads lifts the server's read timeout once a request without a
-// body has arrived: the timeout bounds how long a client takes to ask,
-// while an answer (versions of a large backup, the event stream) may take
-// longer, and a read deadline that passes meanwhile cancels it. A POST's
-// body is read first (readBody).
-func openReads(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-		}
-		next.ServeHTTP(w, r)
-	})
+	return h.requireJSON(mux)
 }
 
 // requireJSON refuses a POST that is not application/json. A web page can
@@ -194,9 +179,6 @@ const maxRequestBody = 4 << 10
 // answered the request with an error.
 func (h *apiHandler) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	// The server's read timeout bounds the request; the answer (a verify,
-	// say) may take longer, and a read deadline left set would end it.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if err != nil {
 		h.fail(w, r, &api.Error{Code: api.ErrBadRequest, Message: "read request: " + err.Error()})
 		return false
@@ -292,8 +274,6 @@ func (h *apiHandler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	// A stream lasts as long as its reader: no read deadline.
-	_ = rc.SetReadDeadline(time.Time{})
 	udid := devicestring.UDID(r.URL.Query().Get("udid"))
 	ch, cancel := h.b.subscribe()
 	defer cancel()

@@ -585,3 +585,58 @@ func TestAPIRestoreAndVersions(t *testing.T) {
 	}
 	f.mu.Unlock()
 }
+
+// slowBackend answers versions and verify after a while, failing when
+// the request's context ends first.
+type slowBackend struct {
+	*fakeBackend
+	wait time.Duration
+}
+
+func (s slowBackend) pause(ctx context.Context) error {
+	select {
+	case <-time.After(s.wait):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cancelled while answering: %w", context.Cause(ctx))
+	}
+}
+
+func (s slowBackend) versions(ctx context.Context, udid, from string) (api.VersionsResponse, error) {
+	if err := s.pause(ctx); err != nil {
+		return api.VersionsResponse{}, err
+	}
+	return s.fakeBackend.versions(ctx, udid, from)
+}
+
+func (s slowBackend) verify(ctx context.Context, udid string, req api.VerifyRequest) ([]api.VerifyResult, error) {
+	if err := s.pause(ctx); err != nil {
+		return nil, err
+	}
+	return s.fakeBackend.verify(ctx, udid, req)
+}
+
+// TestAPIAnswerOutlastsReadTimeout: the servers' read timeout (issue #16)
+// bounds how long a client takes to ask, not how long the answer takes
+// (a verify of large backups, versions): a guard against a timeout that
+// would cut answers short, as a write timeout would.
+func TestAPIAnswerOutlastsReadTimeout(t *testing.T) {
+	sock := filepath.Join(shortTempDir(t), api.SocketName)
+	ln, err := listenSocket(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(newAPIHandler(slowBackend{newFakeBackend(), 600 * time.Millisecond}, testLogger(t)))
+	srv.Config.ReadTimeout = 150 * time.Millisecond
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := client.New(sock)
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Versions(ctxT(t), fakeDevice.UDID, ""); err != nil {
+		t.Errorf("GET versions: %v", err)
+	}
+	if _, err := c.Verify(ctxT(t), fakeDevice.UDID, api.VerifyRequest{}); err != nil {
+		t.Errorf("POST verify: %v", err)
+	}
+}

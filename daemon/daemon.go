@@ -297,8 +297,9 @@ func (d *Daemon) usbmuxAddr() (usbmux.Addr, error) {
 // newServer serves h. A client gets a few seconds to send a request and
 // a minute idle between requests: without the bounds, connections left
 // open (300 of them each got a 401 and stayed) each held a descriptor
-// for good. No write timeout: the event stream lasts as long as its
-// reader.
+// for good. The read timeout ends once the request is read (net/http
+// lifts it for the answer); no write timeout: the event stream lasts as
+// long as its reader.
 func (d *Daemon) newServer(base context.Context, h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
