@@ -13,6 +13,7 @@ import (
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/afc"
+	"github.com/backupd/backupd/proto/devicestring"
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/usbmux"
@@ -54,6 +55,11 @@ func readValues(ctx context.Context, l *usbmux.Lockdown) (deviceValues, error) {
 	m, ok := root.(map[string]any)
 	if !ok {
 		return v, cause.Errorf(cause.ProtocolError, "lockdown root domain is a %T", root)
+	}
+	// The name is whatever the phone says: Info.plist gets it cleaned,
+	// as every other place does (proto/devicestring).
+	if name, ok := m["DeviceName"].(string); ok {
+		m["DeviceName"] = devicestring.Clean(name)
 	}
 	v.root = m
 	optional := func(domain, key string) (any, error) {

@@ -84,6 +84,11 @@ type actor struct {
 	// connection, so that rechecks (every few seconds while a Trust
 	// prompt waits) record a cause once per plug-in, not once per look.
 	recorded map[cause.Code]bool
+
+	// senders and retired are guarded by d.mu (actors.go): a retired
+	// actor takes no more messages.
+	senders int
+	retired bool
 }
 
 func newActor(d *Daemon, udid string) *actor {
@@ -98,8 +103,13 @@ func newActor(d *Daemon, udid string) *actor {
 	}
 }
 
-// send delivers m unless ctx ends first.
+// send delivers m unless ctx ends first or the actor has retired
+// (actors.go).
 func (a *actor) send(ctx context.Context, m actorMsg) bool {
+	if !a.enter() {
+		return false
+	}
+	defer a.leave()
 	select {
 	case a.inbox <- m:
 		return true
@@ -113,11 +123,24 @@ func (a *actor) send(ctx context.Context, m actorMsg) bool {
 func (a *actor) run(ctx context.Context) {
 	l := newLoop(ctx, a)
 	defer l.timer.Stop()
+	idle := time.NewTimer(a.d.actorIdle)
+	defer idle.Stop()
 	for {
+		// Idle: the phone is gone and nothing is under way or due.
+		if !l.connected() && l.cur == nil && l.pending == nil && !l.timerOn {
+			idle.Reset(a.d.actorIdle)
+		} else {
+			idle.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			l.stop(ctx)
 			return
+		case <-idle.C:
+			if a.d.retire(a) {
+				a.log.Debug().Msg("the phone is gone; its worker ends")
+				return
+			}
 		case m := <-a.inbox:
 			l.handle(m)
 		case res := <-l.curDone():

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
 	"github.com/rs/zerolog"
 
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/proto/devicestring"
 )
 
 // backend is what the API handlers ask; *Daemon is the one in service,
@@ -49,7 +51,7 @@ func withVersion(version string, next http.Handler) http.Handler {
 
 // newAPIHandler serves the API (see package api for the paths) from b.
 func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
-	h := &apiHandler{b: b, log: log}
+	h := &apiHandler{b: b, log: log, streams: make(chan struct{}, maxStreams)}
 	mux := http.NewServeMux()
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/health", h.health)
@@ -68,13 +70,39 @@ func newAPIHandler(b backend, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &api.Error{Code: api.ErrNotFound, Message: fmt.Sprintf("no such API path %s %s (this daemon serves %s/...)", r.Method, r.URL.Path, api.Prefix)})
 	})
-	return mux
+	return h.requireJSON(mux)
+}
+
+// requireJSON refuses a POST that is not application/json. A web page can
+// send a form or text/plain POST to any address without asking; a JSON
+// one needs the server's consent (a CORS preflight), which this API never
+// gives.
+func (h *apiHandler) requireJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				w.Header().Set("Connection", "close")
+				h.reply(w, r, http.StatusUnsupportedMediaType, &api.Error{Code: api.ErrBadRequest, Message: "a POST to the API must be application/json"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type apiHandler struct {
 	b   backend
 	log zerolog.Logger
+	// streams holds a slot per open event stream (at most maxStreams).
+	streams chan struct{}
 }
+
+// maxStreams bounds the event streams open at once: each holds a
+// descriptor and a buffer of events (2,000 streams once took 2,000
+// descriptors and 50 MB). A person has a terminal or two and the web
+// page open, not hundreds.
+const maxStreams = 32
 
 func (h *apiHandler) health(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, http.StatusOK, h.b.health())
@@ -90,7 +118,7 @@ func (h *apiHandler) devices(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *apiHandler) device(w http.ResponseWriter, r *http.Request) {
-	dev, err := h.b.device(r.PathValue("udid"))
+	dev, err := h.b.device(udidOf(r))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -104,7 +132,7 @@ func (h *apiHandler) deviceRuns(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	page, err := h.b.history(r.PathValue("udid"), q)
+	page, err := h.b.history(udidOf(r), q)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -140,6 +168,10 @@ func (h *apiHandler) run(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, http.StatusOK, run)
 }
 
+// udidOf is the request path's UDID in the phone's own spelling, so that
+// 00008030-001a2b3c4d5e802e names the phone 00008030-001A2B3C4D5E802E.
+func udidOf(r *http.Request) string { return devicestring.UDID(r.PathValue("udid")) }
+
 // maxRequestBody bounds a request body; the largest is a BackupRequest.
 const maxRequestBody = 4 << 10
 
@@ -165,7 +197,7 @@ func (h *apiHandler) backupNow(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	udid := r.PathValue("udid")
+	udid := udidOf(r)
 	if err := h.b.backupNow(r.Context(), udid, req.Full); err != nil {
 		h.fail(w, r, err)
 		return
@@ -181,7 +213,7 @@ func (h *apiHandler) verify(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	res, err := h.b.verify(r.Context(), r.PathValue("udid"), req)
+	res, err := h.b.verify(r.Context(), udidOf(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -196,7 +228,7 @@ func (h *apiHandler) encryption(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	resp, err := h.b.setEncryption(r.Context(), r.PathValue("udid"), req.Enable, req.Password)
+	resp, err := h.b.setEncryption(r.Context(), udidOf(r), req.Enable, req.Password)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -211,7 +243,7 @@ func (h *apiHandler) restore(w http.ResponseWriter, r *http.Request) {
 	if !h.readBody(w, r, &req) {
 		return
 	}
-	resp, err := h.b.restore(r.Context(), r.PathValue("udid"), req)
+	resp, err := h.b.restore(r.Context(), udidOf(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -222,7 +254,7 @@ func (h *apiHandler) restore(w http.ResponseWriter, r *http.Request) {
 // versions lists a phone's kept backups; ?from= keeps the one a
 // restore's From names.
 func (h *apiHandler) versions(w http.ResponseWriter, r *http.Request) {
-	resp, err := h.b.versions(r.Context(), r.PathValue("udid"), r.URL.Query().Get("from"))
+	resp, err := h.b.versions(r.Context(), udidOf(r), r.URL.Query().Get("from"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -233,8 +265,16 @@ func (h *apiHandler) versions(w http.ResponseWriter, r *http.Request) {
 // events streams the live events as server-sent events until the client
 // goes away or the daemon stops. ?udid= keeps one device's events.
 func (h *apiHandler) events(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.streams <- struct{}{}:
+		defer func() { <-h.streams }()
+	default:
+		w.Header().Set("Connection", "close")
+		h.fail(w, r, &api.Error{Code: api.ErrBusy, Message: fmt.Sprintf("%d event streams are open already; close one", maxStreams)})
+		return
+	}
 	rc := http.NewResponseController(w)
-	udid := r.URL.Query().Get("udid")
+	udid := devicestring.UDID(r.URL.Query().Get("udid"))
 	ch, cancel := h.b.subscribe()
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -322,6 +362,9 @@ func requireToken(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
+			// Closed after the answer: a client without the token has no
+			// business keeping a descriptor.
+			w.Header().Set("Connection", "close")
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = io.WriteString(w, `{"code":"unauthorized","error":"this API port needs the token from the configuration (api.token)"}`+"\n")

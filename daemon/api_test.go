@@ -297,9 +297,21 @@ func TestAPIBadRequests(t *testing.T) {
 		{"GET", "/v1/verify", "", 404, api.ErrNotFound},
 		{"GET", "/v2/health", "", 404, api.ErrNotFound},
 		{"DELETE", "/v1/devices", "", 404, api.ErrNotFound},
+		// What a web page may send without a CORS preflight (issue #16).
+		{"POST", "/v1/devices/x/backup#text/plain", `{"full":true}`, 415, api.ErrBadRequest},
+		{"POST", "/v1/devices/x/backup#application/x-www-form-urlencoded", "full=true", 415, api.ErrBadRequest},
+		{"POST", "/v1/verify#", "", 415, api.ErrBadRequest},
 	}
 	for _, tt := range tests {
-		req, _ := http.NewRequest(tt.method, "http://backupd"+tt.path, strings.NewReader(tt.body))
+		// A path#type sends that Content-Type; a POST otherwise sends JSON.
+		path, ctype, typed := strings.Cut(tt.path, "#")
+		if !typed && tt.method == "POST" {
+			ctype = "application/json"
+		}
+		req, _ := http.NewRequest(tt.method, "http://backupd"+path, strings.NewReader(tt.body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -572,4 +584,59 @@ func TestAPIRestoreAndVersions(t *testing.T) {
 		t.Errorf("versions was asked from %q", f.versionsFrom)
 	}
 	f.mu.Unlock()
+}
+
+// slowBackend answers versions and verify after a while, failing when
+// the request's context ends first.
+type slowBackend struct {
+	*fakeBackend
+	wait time.Duration
+}
+
+func (s slowBackend) pause(ctx context.Context) error {
+	select {
+	case <-time.After(s.wait):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cancelled while answering: %w", context.Cause(ctx))
+	}
+}
+
+func (s slowBackend) versions(ctx context.Context, udid, from string) (api.VersionsResponse, error) {
+	if err := s.pause(ctx); err != nil {
+		return api.VersionsResponse{}, err
+	}
+	return s.fakeBackend.versions(ctx, udid, from)
+}
+
+func (s slowBackend) verify(ctx context.Context, udid string, req api.VerifyRequest) ([]api.VerifyResult, error) {
+	if err := s.pause(ctx); err != nil {
+		return nil, err
+	}
+	return s.fakeBackend.verify(ctx, udid, req)
+}
+
+// TestAPIAnswerOutlastsReadTimeout: the servers' read timeout (issue #16)
+// bounds how long a client takes to ask, not how long the answer takes
+// (a verify of large backups, versions): a guard against a timeout that
+// would cut answers short, as a write timeout would.
+func TestAPIAnswerOutlastsReadTimeout(t *testing.T) {
+	sock := filepath.Join(shortTempDir(t), api.SocketName)
+	ln, err := listenSocket(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(newAPIHandler(slowBackend{newFakeBackend(), 600 * time.Millisecond}, testLogger(t)))
+	srv.Config.ReadTimeout = 150 * time.Millisecond
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := client.New(sock)
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Versions(ctxT(t), fakeDevice.UDID, ""); err != nil {
+		t.Errorf("GET versions: %v", err)
+	}
+	if _, err := c.Verify(ctxT(t), fakeDevice.UDID, api.VerifyRequest{}); err != nil {
+		t.Errorf("POST verify: %v", err)
+	}
 }

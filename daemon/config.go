@@ -14,6 +14,7 @@ import (
 	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/daemon/hook"
+	"github.com/backupd/backupd/proto/devicestring"
 	"github.com/backupd/backupd/usbmux"
 )
 
@@ -390,7 +391,8 @@ func (p Policy) validate(errs *problems) {
 		key  string
 		udid []string
 	}{{"policy.allow", p.Allow}, {"policy.deny", p.Deny}} {
-		for _, u := range list.udid {
+		for i, u := range list.udid {
+			list.udid[i] = devicestring.UDID(u) // as the phone spells it
 			if err := repo.ValidUDID(u); err != nil {
 				errs.bad(list.key, "%q is not a UDID", u)
 			}
@@ -609,7 +611,9 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || v*mult > 1<<62 {
+	// Written so that NaN fails too: converted to an integer it is 0 on
+	// arm64 (a Raspberry Pi) and the most negative int64 on amd64.
+	if err != nil || !(v >= 0 && v*mult <= 1<<62) {
 		return fmt.Errorf("size %q: want a number of bytes or a number with a unit, such as 500MB or 2GiB", s)
 	}
 	*b = ByteSize(v * mult)

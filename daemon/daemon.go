@@ -17,6 +17,7 @@ import (
 	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/daemon/api"
+	"github.com/backupd/backupd/daemon/loopback"
 	"github.com/backupd/backupd/store"
 	"github.com/backupd/backupd/usbmux"
 )
@@ -49,6 +50,9 @@ type Options struct {
 	// failpoints there (the torture suite kills the daemon in one); nil
 	// in a release build.
 	RepoOptions func(repo.Options) repo.Options
+	// ActorIdle is how long the worker of a phone that is gone, with
+	// nothing to do, is kept before it ends; 0 means defaultActorIdle.
+	ActorIdle time.Duration
 }
 
 // Daemon is backupd's service: it follows usbmuxd, runs one actor per
@@ -63,6 +67,8 @@ type Daemon struct {
 	eng     Backuper
 	repoOpt func(repo.Options) repo.Options // Options.RepoOptions
 	bus     *bus
+	// actorIdle: Options.ActorIdle (actors.go)
+	actorIdle time.Duration
 
 	ran atomic.Bool
 
@@ -77,12 +83,14 @@ type Daemon struct {
 
 	actorWG sync.WaitGroup
 
-	mu      sync.Mutex
-	actors  map[string]*actor
-	open    map[store.RunID]store.Run // runs begun and not yet finished
-	usbmuxd api.Usbmuxd
-	repo    *repo.Repo // nil while backup_dir cannot be opened
-	target  backup.Repository
+	mu     sync.Mutex
+	actors map[string]*actor
+	// actorsFull: the cap on actors was met (logged once until it is not).
+	actorsFull bool
+	open       map[store.RunID]store.Run // runs begun and not yet finished
+	usbmuxd    api.Usbmuxd
+	repo       *repo.Repo // nil while backup_dir cannot be opened
+	target     backup.Repository
 }
 
 // New checks cfg and returns a daemon; nothing is opened until Run.
@@ -108,6 +116,10 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 	}
 	if d.free == nil {
 		d.free = backup.FreeSpace
+	}
+	d.actorIdle = opts.ActorIdle
+	if d.actorIdle <= 0 {
+		d.actorIdle = defaultActorIdle
 	}
 	d.bus = newBus(d.now)
 	return d, nil
@@ -236,7 +248,10 @@ func (d *Daemon) startUsbmux() (usbmux.Addr, error) {
 // api.tcp (with the token) and the metrics server. closeListeners closes
 // the TCP listeners it opened.
 func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Server, closeListeners func(), err error) {
-	servers = []*http.Server{d.newServer(ctx, d.handler())}
+	// One handler for the socket and the TCP port: they share its cap on
+	// event streams.
+	api := d.handler()
+	servers = []*http.Server{d.newServer(ctx, api)}
 	listeners := []net.Listener{ln}
 	closeListeners = func() {
 		for _, l := range listeners[1:] {
@@ -248,8 +263,8 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Se
 		if err != nil {
 			return nil, nil, fmt.Errorf("api.tcp: %w", err)
 		}
-		servers = append(servers, d.newServer(ctx, requireToken(d.cfg.API.Token, d.handler())))
-		listeners = append(listeners, tln)
+		servers = append(servers, d.newServer(ctx, loopback.Only(requireToken(d.cfg.API.Token, api), d.refusedHost)))
+		listeners = append(listeners, limitListener(tln, maxConns))
 	}
 	if d.cfg.Metrics.Listen != "" {
 		mln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
@@ -257,8 +272,8 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) (servers []*http.Se
 			closeListeners()
 			return nil, nil, fmt.Errorf("metrics.listen: %w", err)
 		}
-		servers = append(servers, d.newServer(ctx, d.observers.metrics.Handler()))
-		listeners = append(listeners, mln)
+		servers = append(servers, d.newServer(ctx, loopback.Only(d.observers.metrics.Handler(), d.refusedHost)))
+		listeners = append(listeners, limitListener(mln, maxConns))
 		d.log.Info().Str("addr", mln.Addr().String()).Msg("serving metrics at /metrics")
 	}
 	for i, srv := range servers {
@@ -282,12 +297,27 @@ func (d *Daemon) usbmuxAddr() (usbmux.Addr, error) {
 	return a, nil
 }
 
+// newServer serves h. A client gets a few seconds to send a request and
+// a minute idle between requests: without the bounds, connections left
+// open (300 of them each got a 401 and stayed) each held a descriptor
+// for good. The read timeout ends once the request is read (net/http
+// lifts it for the answer); no write timeout: the event stream lasts as
+// long as its reader.
 func (d *Daemon) newServer(base context.Context, h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+}
+
+// refusedHost logs a request refused for its Host header.
+func (d *Daemon) refusedHost(r *http.Request) {
+	d.log.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Str("path", r.URL.Path).
+		Msg("refused a request for a foreign host name (DNS rebinding?)")
 }
 
 // acquire takes a backup slot: at most max_concurrent backups run at

@@ -268,7 +268,7 @@ func TestDurationAndByteSizeText(t *testing.T) {
 			t.Errorf("ByteSize %q = %d, %v; want %d", in, b, err, want)
 		}
 	}
-	for _, bad := range []string{"-1GB", "lots", "1XB"} {
+	for _, bad := range []string{"-1GB", "lots", "1XB", "NaN", "nan GB", "Inf", "-Inf KiB", "1e300"} {
 		if err := b.UnmarshalText([]byte(bad)); err == nil {
 			t.Errorf("ByteSize %q accepted", bad)
 		}

@@ -47,7 +47,7 @@ func (d *Daemon) dispatch(ctx context.Context, ev usbmux.PresenceEvent) {
 		d.setUsbmuxd(ev)
 		return
 	case usbmux.Paired:
-		d.actorFor(ctx, ev.Device.UDID).send(ctx, actorMsg{kind: msgPaired})
+		d.tell(ctx, ev.Device.UDID, actorMsg{kind: msgPaired})
 		return
 	}
 	// Transitions from the stability tracker carry its status and are
@@ -60,7 +60,6 @@ func (d *Daemon) dispatch(ctx context.Context, ev usbmux.PresenceEvent) {
 	if udid == "" {
 		return
 	}
-	a := d.actorFor(ctx, udid)
 	switch ev.Kind {
 	case usbmux.TransitionPresent:
 		dev := ev.Device
@@ -74,19 +73,19 @@ func (d *Daemon) dispatch(ctx context.Context, ev usbmux.PresenceEvent) {
 			}
 			dev = usb
 		}
-		a.send(ctx, actorMsg{kind: msgPresent, dev: dev, status: ev.Status, at: ev.At})
+		d.tell(ctx, udid, actorMsg{kind: msgPresent, dev: dev, status: ev.Status, at: ev.At})
 	case usbmux.TransitionAbsent:
 		conn := usbmux.ConnUSB
 		if !fromTracker {
 			conn = ev.Device.ConnType
 		}
-		a.send(ctx, actorMsg{kind: msgAbsent, conn: conn, status: ev.Status, at: ev.At})
+		d.tell(ctx, udid, actorMsg{kind: msgAbsent, conn: conn, status: ev.Status, at: ev.At})
 	case usbmux.TransitionUnstable:
-		a.send(ctx, actorMsg{kind: msgUnstable, status: ev.Status, at: ev.At})
+		d.tell(ctx, udid, actorMsg{kind: msgUnstable, status: ev.Status, at: ev.At})
 	case usbmux.TransitionStable:
-		a.send(ctx, actorMsg{kind: msgStable, status: ev.Status, at: ev.At})
+		d.tell(ctx, udid, actorMsg{kind: msgStable, status: ev.Status, at: ev.At})
 	case usbmux.TransitionSlowLink:
-		a.send(ctx, actorMsg{kind: msgSlowLink, status: ev.Status, at: ev.At})
+		d.tell(ctx, udid, actorMsg{kind: msgSlowLink, status: ev.Status, at: ev.At})
 	}
 }
 
@@ -122,26 +121,6 @@ func (d *Daemon) setUsbmuxd(ev usbmux.PresenceEvent) {
 		d.log.Warn().Str("usbmuxd", u.Address).Str("cause", string(u.Cause)).Str("err", u.Error).Msg("usbmuxd unavailable")
 	}
 	d.bus.publish(api.Event{Type: api.EventUsbmuxd, Time: ev.At, Usbmuxd: &u, Cause: u.Cause, Summary: summary(u.Cause)})
-}
-
-// actorFor returns udid's actor, starting it the first time. Actors live
-// as long as the daemon: an absent device's actor is a goroutine blocked
-// on its inbox, which costs nothing, and keeping it keeps its per-device
-// state simple.
-func (d *Daemon) actorFor(ctx context.Context, udid string) *actor {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if a, ok := d.actors[udid]; ok {
-		return a
-	}
-	a := newActor(d, udid)
-	d.actors[udid] = a
-	d.actorWG.Add(1)
-	go func() {
-		defer d.actorWG.Done()
-		a.run(ctx)
-	}()
-	return a
 }
 
 func (d *Daemon) actor(udid string) (*actor, bool) {

@@ -75,7 +75,7 @@ func (d *Daemon) restore(ctx context.Context, udid string, req api.RestoreReques
 	reply := make(chan error, 1)
 	if !a.send(ctx, actorMsg{kind: msgRestore, restore: rr, reply: reply}) {
 		rr.release()
-		return resp, &api.Error{Code: api.ErrUnavailable, Message: "the device's worker did not answer: " + ctx.Err().Error()}
+		return resp, untaken(ctx)
 	}
 	select {
 	case err = <-reply:

@@ -49,12 +49,10 @@ func listenSocket(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("remove stale API socket %s: %w", path, err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenUnix(path) // socket_unix.go: 0600 from the start
 	if err != nil {
 		return nil, fmt.Errorf("API socket %s: %w", path, err)
 	}
-	// Listen creates the file with the umask's mode; the state directory
-	// (0750) keeps others out until the chmod.
 	if err := os.Chmod(path, socketMode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("API socket %s: %w", path, err)

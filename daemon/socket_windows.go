@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"errors"
+	"net"
 	"syscall"
 
 	"golang.org/x/sys/windows"
@@ -15,3 +16,7 @@ import (
 func connRefused(err error) bool {
 	return errors.Is(err, windows.WSAECONNREFUSED) || errors.Is(err, syscall.ECONNREFUSED)
 }
+
+// listenUnix listens on a unix socket at path; Windows has no umask, and
+// the state directory's ACL guards the socket.
+func listenUnix(path string) (net.Listener, error) { return net.Listen("unix", path) }

@@ -249,7 +249,7 @@ func (d *Daemon) backupNow(ctx context.Context, udid string, full bool) error {
 	defer cancel()
 	reply := make(chan error, 1)
 	if !a.send(ctx, actorMsg{kind: msgManual, full: full, reply: reply}) {
-		return &api.Error{Code: api.ErrUnavailable, Message: "the device's worker did not answer: " + ctx.Err().Error()}
+		return untaken(ctx)
 	}
 	select {
 	case err = <-reply:

@@ -25,7 +25,8 @@ restore-report UDID           what the last restore received: files intact, dama
 fault UDID KEY=VALUE...       set faults (clear resets them); keys: unplug-after-bytes,
                               unplug-after-files, unplug-at-step, passcode-never-entered,
                               passcode-delay, error-code, slow-link, stall-after-bytes,
-                              hostile, first-message-delay, lock-never-granted,
+                              hostile, hostile-name (crlf|esc|utf8|huge),
+                              first-message-delay, lock-never-granted,
                               no-common-version, unreadable-files, absolute-paths,
                               think-pause, end-redownload, announced-share,
                               repeat-device-ready, unknown-message
@@ -159,6 +160,11 @@ func (f *Faults) set(kv string) error {
 		f.StallAfterBytes = atoi()
 	case "hostile":
 		f.Hostile = v
+	case "hostile-name":
+		if v != "" && HostileName(v) == "" {
+			return fmt.Errorf("fault hostile-name: no mode %q (%s)", v, strings.Join(HostileNames(), ", "))
+		}
+		f.HostileName = v
 	case "first-message-delay":
 		f.FirstMessageDelay = dur()
 	case "lock-never-granted":

@@ -55,6 +55,9 @@ type Faults struct {
 	StallAfterBytes int64
 	// Hostile names a hostile mode (see HostileModes).
 	Hostile string
+	// HostileName makes lockdownd give the device a hostile DeviceName
+	// (see HostileNames), in binary plists, which carry any byte.
+	HostileName string
 	// FirstMessageDelay delays the device's first mobilebackup2 message.
 	FirstMessageDelay time.Duration
 	// LockNeverGranted makes the AFC sync lock answer "would block"

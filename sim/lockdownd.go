@@ -68,7 +68,7 @@ func (d *Device) serveLockdown(conn net.Conn) {
 		d.sim.log.Debug("lockdownd request", "udid", d.cfg.UDID, "request", name)
 		reply, after := ls.handle(name, req)
 		reply["Request"] = name
-		if err := wire.WritePlist(ls.rw, reply, wire.XML); err != nil {
+		if err := ls.writeReply(reply); err != nil {
 			return
 		}
 		if after != nil {
@@ -81,6 +81,21 @@ func (d *Device) serveLockdown(conn net.Conn) {
 			return
 		}
 	}
+}
+
+// writeReply sends a reply: XML, as libimobiledevice's tools expect, or
+// under the hostile-name fault a binary plist that carries the name's
+// bytes as they are.
+func (ls *lockdownSession) writeReply(reply map[string]any) error {
+	name := HostileName(ls.d.Config().Faults.HostileName)
+	if name == "" {
+		return wire.WritePlist(ls.rw, reply, wire.XML)
+	}
+	data, err := encodeHostileReply(reply, name)
+	if err != nil {
+		return err
+	}
+	return wire.WriteFrame(ls.rw, data)
 }
 
 func fail(code string) map[string]any { return map[string]any{"Error": code} }
@@ -226,8 +241,12 @@ func (d *Device) value(domain, key string, inSession bool) (any, string) {
 	if used > total {
 		total = used
 	}
+	name := c.Name
+	if h := HostileName(c.Faults.HostileName); h != "" {
+		name = h
+	}
 	root := map[string]any{
-		"DeviceName":        c.Name,
+		"DeviceName":        name,
 		"ProductVersion":    c.ProductVersion,
 		"BuildVersion":      c.BuildVersion,
 		"ProductType":       c.ProductType,

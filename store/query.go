@@ -60,8 +60,8 @@ func (s *Store) Devices() ([]Device, error) {
 			return err
 		}
 		return b.devices.ForEach(func(k, v []byte) error {
-			var d Device
-			if err := json.Unmarshal(v, &d); err != nil {
+			d, err := decodeDevice(v)
+			if err != nil {
 				return fmt.Errorf("device %s: %w: %w", k, ErrCorrupt, err)
 			}
 			devs = append(devs, d)

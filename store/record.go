@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/proto/devicestring"
 )
 
 // RunID identifies a run. Ids count up from 1 in the order runs were
@@ -228,7 +229,19 @@ func decodeRun(data []byte) (Run, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return Run{}, err
 	}
+	// A record an older backupd wrote holds the phone's strings as the
+	// phone sent them: clean them as a phone's are now.
+	r.DeviceName, r.IOSVersion = devicestring.Clean(r.DeviceName), devicestring.Clean(r.IOSVersion)
 	return r, nil
+}
+
+func decodeDevice(data []byte) (Device, error) {
+	var d Device
+	if err := json.Unmarshal(data, &d); err != nil {
+		return Device{}, err
+	}
+	d.Name, d.ProductType, d.IOSVersion = devicestring.Clean(d.Name), devicestring.Clean(d.ProductType), devicestring.Clean(d.IOSVersion)
+	return d, nil
 }
 
 // encodeOver encodes v as JSON, keeping the members of old (the record v

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -117,7 +116,7 @@ func (b buckets) getDevice(udid string) (d Device, raw []byte, ok bool, err erro
 	if raw == nil {
 		return Device{}, nil, false, nil
 	}
-	if err := json.Unmarshal(raw, &d); err != nil {
+	if d, err = decodeDevice(raw); err != nil {
 		return Device{}, nil, false, fmt.Errorf("device %s: %w: %w", udid, ErrCorrupt, err)
 	}
 	return d, raw, true, nil

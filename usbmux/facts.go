@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/backupd/backupd/proto/devicestring"
 	"github.com/backupd/backupd/proto/lockdown"
 	"github.com/backupd/backupd/proto/wire"
 )
@@ -128,7 +129,9 @@ func (f *Facts) setRoot(v any) error {
 		if !ok {
 			return protocolError("lockdown %s is a %T, want a string", s.key, raw)
 		}
-		*s.dst = str
+		// Every one of these reaches terminals, logs, hooks and metrics:
+		// clean it here, where it leaves the phone.
+		*s.dst = devicestring.Clean(str)
 	}
 	return nil
 }

@@ -2,7 +2,10 @@ package usbmux
 
 import (
 	"reflect"
+	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/sim"
@@ -106,5 +109,34 @@ func TestFactsSetters(t *testing.T) {
 	_ = f.setDisk(map[string]any{"TotalDataCapacity": uint64(10), "TotalDataAvailable": uint64(4)})
 	if f.DiskUsed != 6 || f.DiskCapacity != 10 {
 		t.Errorf("disk: %+v", f)
+	}
+}
+
+// TestFactsHostileName: a phone that calls itself something with CR/LF,
+// ESC, invalid UTF-8 or a megabyte (the simulator's hostile-name modes,
+// in binary plists) gets a name that is valid UTF-8, has no control
+// characters and is at most 255 bytes, before anything else sees it
+// (issue #16); the session's other facts read as usual.
+func TestFactsHostileName(t *testing.T) {
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Name: "plain"})
+	c := simClient(t, s)
+	for _, mode := range sim.HostileNames() {
+		t.Run(mode, func(t *testing.T) {
+			devs[0].SetFaults(sim.Faults{HostileName: mode})
+			raw := sim.HostileName(mode)
+			f, err := c.Facts(testCtx(t), simDevice(t, c, devs[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.Name) > 255 || !utf8.ValidString(f.Name) || strings.ContainsFunc(f.Name, unicode.IsControl) {
+				t.Errorf("name %d bytes, valid UTF-8 %t: %.80q", len(f.Name), utf8.ValidString(f.Name), f.Name)
+			}
+			if !strings.HasPrefix(f.Name, "Anna's iPhone") || f.Name == raw {
+				t.Errorf("name %.80q, want the phone's name cleaned", f.Name)
+			}
+			if f.ProductVersion != devs[0].Config().ProductVersion || f.BatteryLevel < 0 {
+				t.Errorf("other facts: %+v", f)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/proto/devicestring"
 )
 
 // command is one backupd command: its line of the usage, which the help,
@@ -214,6 +215,7 @@ func (c command) execute(ctx context.Context, args []string, stdout, stderr io.W
 	if !ok {
 		return code
 	}
+	c.spellUDIDs(pos)
 	return report(ctx, stderr, c.name, run(ctx, a, pos))
 }
 
@@ -239,6 +241,30 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, in
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
+	}
+}
+
+// spellUDIDs writes the positional arguments that are UDIDs (where the
+// usage line has UDID) as the phone spells them: a UDID typed in another
+// case names the same phone, its one history and its one backup folder.
+func (c command) spellUDIDs(pos []string) {
+	i, value := 0, false
+	for _, word := range strings.Fields(c.args) {
+		if value { // a flag's value ("--source UDID")
+			value = false
+			continue
+		}
+		if strings.HasPrefix(strings.TrimPrefix(word, "["), "-") {
+			value = !strings.HasSuffix(word, "]") // "[--from WHICH]", "--to DIR"
+			continue
+		}
+		if i >= len(pos) {
+			return
+		}
+		if strings.Contains(word, "UDID") {
+			pos[i] = devicestring.UDID(pos[i])
+		}
+		i++
 	}
 }
 

@@ -240,6 +240,15 @@ func TestConfigErrors(t *testing.T) {
 		{"hook's unknown key", head + "[[notify.hook]]\nurl = \"https://h/x\"\n", []string{":4: notify.hook.url: unknown key"}},
 		{"metrics not loopback", head + "[metrics]\nlisten = \"0.0.0.0:9737\"\n", []string{":4: metrics.listen: \"0.0.0.0:9737\" is not a loopback address"}},
 		{"metrics bad address", head + "[metrics]\nlisten = \"9737\"\n", []string{":4: metrics.listen:"}},
+		// Non-finite numbers (issue #16): NaN became 0 on arm64 and
+		// -9223372036854775808 on amd64.
+		{"NaN margin", head + "[policy]\nfree_space_margin = \"NaN\"\n", []string{":4: policy.free_space_margin: size \"NaN\""}},
+		{"NaN margin with a unit", head + "[policy]\nfree_space_margin = \"nan GB\"\n", []string{":4: policy.free_space_margin: size \"nan GB\""}},
+		{"Inf margin", head + "[policy]\nfree_space_margin = \"+Inf\"\n", []string{":4: policy.free_space_margin: size \"+Inf\""}},
+		{"bare nan margin", head + "[policy]\nfree_space_margin = nan\n", []string{"size \"nan\""}},
+		{"bare inf margin", head + "[policy]\nfree_space_margin = inf\n", []string{"size \"inf\""}},
+		{"negative margin", head + "[policy]\nfree_space_margin = \"-1MB\"\n", []string{":4: policy.free_space_margin:"}},
+		{"bare nan count", head + "[backup]\nkeep_versions = nan\n", []string{":4: backup.keep_versions:"}},
 		{"not set", "backup_dir = \"/b\"\nstate_dir = \"\"\n", []string{":2: state_dir: not set"}},
 		{"syntax", head + "[policy\n", []string{":3:"}},
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/proto/devicestring"
 )
 
 // versionsTimeout bounds listing a phone's backups: each is verified,
@@ -96,6 +97,7 @@ not running, 4 the restore failed (the cause and its fix are printed),
 				if len(pos) > 1 {
 					return fail(exitUsage, "one UDID at most")
 				}
+				f.source = devicestring.UDID(f.source)
 				for _, u := range append(pos, f.source) {
 					if u != "" {
 						if err := repo.ValidUDID(u); err != nil {

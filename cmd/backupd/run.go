@@ -68,6 +68,9 @@ func runDaemon(ctx context.Context, a *app, format string) error {
 		log.Info().Str("config", a.configPath).Msg("no configuration file; using the defaults")
 	} else {
 		log.Info().Str("config", a.configPath).Msg("configuration read")
+		if why := exposedSecrets(a.configPath, cfg); why != "" { // secrets.go
+			log.Warn().Str("config", a.configPath).Msg("secrets readable by others: " + why)
+		}
 	}
 	// 0750 as the daemon makes it: the group of the 0660 API socket must
 	// be able to reach it.
@@ -78,7 +81,7 @@ func runDaemon(ctx context.Context, a *app, format string) error {
 	if tightened, err := privateStateDir(cfg.StateDir); err != nil { // statedir.go
 		return fail(exitBadConfig, "%w", err)
 	} else if tightened {
-		log.Warn().Str("state_dir", cfg.StateDir).Msg("state_dir was writable by others; it no longer is")
+		log.Warn().Str("state_dir", cfg.StateDir).Msg("state_dir was open to others; it is now 0750 at most")
 	}
 	opts := daemon.Options{Logger: log, Version: version}
 	if err := injectFaults(&opts, log); err != nil {

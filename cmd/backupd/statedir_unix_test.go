@@ -18,8 +18,10 @@ func TestPrivateStateDir(t *testing.T) {
 		{0o750, 0o750, false},
 		{0o700, 0o700, false},
 		{0o770, 0o750, true},
-		{0o777, 0o755, true},
-		{0o1777, 0o755, true},
+		{0o755, 0o750, true}, // readable by all: names and UDIDs (issue #16)
+		{0o711, 0o710, true},
+		{0o777, 0o750, true},
+		{0o1777, 0o750, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode.String(), func(t *testing.T) {

@@ -57,7 +57,11 @@ func startWeb(cfg fileConfig, log zerolog.Logger) (stop func(), err error) {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		// A keep-alive connection left idle holds a descriptor: not for
+		// long (issue #16).
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		BaseContext:    func(net.Listener) context.Context { return base },
 	}
 	done := make(chan struct{})
 	go func() {

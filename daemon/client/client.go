@@ -253,7 +253,8 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if body != nil || method == http.MethodPost {
+		// The API refuses a POST of any other type, with a body or not.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)

@@ -191,6 +191,10 @@ func New(opts Options) (*Runner, error) {
 	if opts.Client == nil {
 		opts.Client = &http.Client{}
 	}
+	// A copy: the redirect policy is the runner's, whoever made the client.
+	client := *opts.Client
+	client.CheckRedirect = sameOrigin
+	opts.Client = &client
 	n := &Runner{opts: opts, log: opts.Logger}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)

@@ -361,3 +361,52 @@ func TestRestoreEventText(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookRedirects: a webhook that answers with a redirect to another
+// host (here another port) does not get the event or the hook's headers
+// sent there; a redirect on the same host and port is followed (issue
+// #16).
+func TestWebhookRedirects(t *testing.T) {
+	elsewhere := &recorder{codes: []int{200}}
+	other := httptest.NewServer(elsewhere)
+	defer other.Close()
+	same := &recorder{codes: []int{200}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/away", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/stolen", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/here", http.StatusPermanentRedirect)
+	})
+	mux.Handle("/here", same)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	tests := []struct {
+		path         string
+		delivered    bool
+		same, stolen int
+	}{
+		{"/away", false, 0, 0},
+		{"/moved", true, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			before, stolenBefore := same.requests(), elsewhere.requests()
+			n, err := New(Options{Hooks: []Hook{{Webhook: srv.URL + tt.path, Headers: map[string]string{"X-Api-Key": "secret-key"}}}, Backoff: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.Fire(testEvent)
+			closeAll(t, n)
+			if got := elsewhere.requests() - stolenBefore; got != tt.stolen {
+				t.Errorf("the other host got %d requests (headers %v), want %d", got, elsewhere.headers, tt.stolen)
+			}
+			if got := same.requests() - before; got != tt.same {
+				t.Errorf("the same host's target got %d requests, want %d", got, tt.same)
+			}
+			if st := n.Stats(); (st.Delivered == 1) != tt.delivered {
+				t.Errorf("stats %+v, want delivered %t", st, tt.delivered)
+			}
+		})
+	}
+}

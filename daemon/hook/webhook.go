@@ -37,6 +37,25 @@ func retryable(err error) bool {
 	return se.code >= 500 || se.code == http.StatusRequestTimeout || se.code == http.StatusTooManyRequests
 }
 
+// maxRedirects bounds the redirects a webhook may answer with.
+const maxRedirects = 3
+
+// sameOrigin lets a webhook redirect only to its own scheme, host and
+// port: the request carries the event and the hook's headers (API keys,
+// tokens), and a redirect elsewhere, or from https to http, would hand
+// them to someone the configuration never named (issue #16). A refused
+// redirect ends the attempt with the 3xx answer, a failure.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return http.ErrUseLastResponse
+	}
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
 // postWebhook POSTs the event, trying again after a retryable failure
 // up to Retries times with a doubling wait.
 func (n *Runner) postWebhook(ctx context.Context, h Hook, ev Event) error {

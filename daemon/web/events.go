@@ -10,6 +10,7 @@ import (
 
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
+	"github.com/backupd/backupd/proto/devicestring"
 )
 
 // FromClient adapts the API client, the CLI's, to API.
@@ -29,7 +30,7 @@ const keepAlive = 20 * time.Second
 // events relays the API's event stream to the page's script, as
 // server-sent events. ?udid= keeps one phone's.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	udid := r.URL.Query().Get("udid")
+	udid := devicestring.UDID(r.URL.Query().Get("udid"))
 	stream, err := s.opts.API.Events(r.Context(), udid)
 	if err != nil {
 		s.apiError(w, r, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/daemon/doctor"
+	"github.com/backupd/backupd/proto/devicestring"
 )
 
 // runsPerPage is the length of a page of a phone's runs table.
@@ -321,7 +322,7 @@ func (s *Server) livePhone(w http.ResponseWriter, r *http.Request) {
 // udidParam is the path's UDID, refused before it reaches the API when
 // it cannot be one.
 func (s *Server) udidParam(w http.ResponseWriter, r *http.Request) (string, bool) {
-	udid := r.PathValue("udid")
+	udid := devicestring.UDID(r.PathValue("udid"))
 	if err := repo.ValidUDID(udid); err != nil {
 		s.errorPage(w, r, http.StatusNotFound, "No such iPhone", fmt.Sprintf("%q is not an iPhone's UDID.", udid), "")
 		return "", false

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,24 +26,6 @@ func setSecurityHeaders(w http.ResponseWriter) {
 	// "Origin: null" with the page's own forms, which checkPost refuses.
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
-}
-
-// loopbackHost tells whether a Host header names this computer from
-// itself: localhost (or a name under .localhost) or a loopback address.
-// A page on another site that rebinds its own name to 127.0.0.1 sends
-// its own name here, and is refused.
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Cookie names.

@@ -32,6 +32,7 @@ import (
 
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/doctor"
+	"github.com/backupd/backupd/daemon/loopback"
 )
 
 //go:embed assets
@@ -143,7 +144,7 @@ func (s *Server) routes() {
 // ServeHTTP applies the guards, then serves the page.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w)
-	if !loopbackHost(r.Host) {
+	if !loopback.Host(r.Host) {
 		s.opts.Logger.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Msg("web: refused a request for a foreign host name")
 		http.Error(w, "This page answers only to a loopback name (localhost, 127.0.0.1, [::1]); reach it through an SSH tunnel or a proxy that sends Host: localhost.", http.StatusMisdirectedRequest)
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/backupd/backupd/daemon/api"
 	"github.com/backupd/backupd/daemon/client"
 	"github.com/backupd/backupd/daemon/doctor"
+	"github.com/backupd/backupd/daemon/loopback"
 )
 
 var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -504,8 +505,8 @@ func TestLoopbackHost(t *testing.T) {
 		"": false, "evil.example": false, "localhost.evil.example": false, "127.0.0.1.nip.io": false,
 		"10.0.0.1:7374": false, "[::ffff:10.0.0.1]:1": false, "0.0.0.0:7374": false,
 	} {
-		if got := loopbackHost(host); got != want {
-			t.Errorf("loopbackHost(%q) = %t, want %t", host, got, want)
+		if got := loopback.Host(host); got != want {
+			t.Errorf("loopback.Host(%q) = %t, want %t", host, got, want)
 		}
 	}
 }
