@@ -266,13 +266,34 @@ func deviceFromMessage(m muxMessage) (Device, error) {
 		return Device{}, newOddEntry(id, p, fmt.Errorf("connection type %.40q is neither USB nor Network", p.ConnectionType))
 	}
 	return Device{
-		UDID:       p.SerialNumber,
+		UDID:       spellSerial(p.SerialNumber),
 		DeviceID:   uint32(id),
 		ConnType:   p.ConnectionType,
 		Speed:      p.ConnectionSpeed,
 		LocationID: p.LocationID,
 		ProductID:  p.ProductID,
 	}, nil
+}
+
+// spellSerial gives a phone's UDID from usbmuxd's SerialNumber. The USB
+// serial of a phone since the iPhone XS is its UDID without the '-'
+// (24 hex digits); usbmuxd since 1.1.1 puts the '-' back after the 8th
+// digit, and libusbmuxd does it for older daemons, so pair records,
+// idevicepair and Finder all name the phone 8-16. backupd does the same,
+// or an older usbmuxd would make it look for a pair record nobody wrote
+// and back the phone up into a folder no other tool knows. The case is
+// kept: usbmuxd names the pair record in the spelling it reports.
+func spellSerial(s string) string {
+	if len(s) != 24 {
+		return s
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return s
+		}
+	}
+	return s[:8] + "-" + s[8:]
 }
 
 // checkUDID accepts the UDID forms Apple uses (40 hex digits, or

@@ -102,6 +102,37 @@ func TestListDevicesSkipsOddEntries(t *testing.T) {
 	}
 }
 
+// TestSerialSpelledAsUDID: an older usbmuxd reports a newer phone's USB
+// serial without the '-' of its UDID; backupd names the phone as
+// libusbmuxd, pair records and Finder do.
+func TestSerialSpelledAsUDID(t *testing.T) {
+	tests := []struct{ serial, want string }{
+		{"00008030001A2C3E0E62802E", "00008030-001A2C3E0E62802E"},
+		{"00008030-001A2C3E0E62802E", "00008030-001A2C3E0E62802E"},
+		{"2ecc121ce06789c7f486cdf88835214617311041", "2ecc121ce06789c7f486cdf88835214617311041"},
+		{"WIFI-PHONE-NOT-HEX-12345", "WIFI-PHONE-NOT-HEX-12345"}, // 24 characters, not hex
+	}
+	for _, tc := range tests {
+		t.Run(tc.serial, func(t *testing.T) {
+			f := startFakeMux(t, func(_ int, c net.Conn) {
+				tag, _, err := readReq(c)
+				if err != nil {
+					return
+				}
+				_ = sendMux(c, tag, map[string]any{"DeviceList": []any{attachedMsg(1, tc.serial, "USB", 480000000)}})
+			})
+			c := NewClient(Config{Addr: f.addr, Timeout: 2 * time.Second})
+			list, err := c.ListDevices(testCtx(t))
+			if err != nil || len(list) != 1 {
+				t.Fatalf("ListDevices: %v, %v", list, err)
+			}
+			if list[0].UDID != tc.want {
+				t.Fatalf("UDID %q, want %q", list[0].UDID, tc.want)
+			}
+		})
+	}
+}
+
 // TestWatcherSkipsOddEntries: the watcher sees the phones beside odd
 // entries, whether usbmuxd lists them or pushes them as Attached, stays
 // connected (no MuxDown, no reconnect) and logs each odd entry once.
