@@ -487,6 +487,11 @@ func (s *session) backup(req map[string]any) error {
 		return fmt.Errorf("backupsvc: %w", err)
 	}
 	defer os.Remove(dbPath)
+	if hostileManifestSQL[f.Hostile] != "" {
+		if err := MakeManifestHostile(s.ctx, dbPath, f.Hostile); err != nil {
+			return fmt.Errorf("backupsvc: %w", err)
+		}
+	}
 	var manifestKey []byte
 	if s.keys != nil {
 		plainPath := dbPath
@@ -799,6 +804,8 @@ func (s *session) uploadData(send []fileset.File, need int64) (done bool, err er
 					return true, s.hostileLongName(devName)
 				case HostileEndlessFile:
 					return true, s.endless(devName, path)
+				case HostileInodeFlood:
+					return s.inodeFlood(devName, path)
 				}
 			}
 			if err := s.sendData(fw, devName, path, file); err != nil {
