@@ -201,6 +201,14 @@ func (s *session) uploadFiles(msg []any) error {
 			s.log.Warn("mobilebackup2: refused a hostile upload", "err", perr)
 			refused = perr
 		}
+		if err := s.budget.create(); err != nil {
+			// Empty files cost no bytes, so neither the round's bound nor
+			// the stall timeout would end a flood of them (even one being
+			// drained): the exchange ends here.
+			s.hostFailure("UploadFiles "+h.Path, err)
+			readErr = cause.New(cause.HostDiskFull, fmt.Errorf("UploadFiles %s: %w", h.Path, err))
+			break
+		}
 		limit := min(roundLeft, s.opts.MaxFileSize)
 		var n int64
 		if refused != nil || round.failed.Load() {
