@@ -206,7 +206,7 @@ func (s *session) uploadFiles(msg []any) error {
 			// the stall timeout would end a flood of them (even one being
 			// drained): the exchange ends here.
 			s.hostFailure("UploadFiles "+h.Path, err)
-			readErr = cause.New(cause.HostDiskFull, fmt.Errorf("UploadFiles %s: %w", h.Path, err))
+			readErr = fmt.Errorf("UploadFiles %s: %w", h.Path, err)
 			break
 		}
 		limit := min(roundLeft, s.opts.MaxFileSize)

@@ -21,7 +21,7 @@ import (
 var hostileSQL = map[string]string{
 	"view with huge blobs": `ALTER TABLE Files RENAME TO FilesStored;
 		CREATE VIEW Files AS SELECT fileID, domain, relativePath, flags, zeroblob(268435456) AS file FROM FilesStored`,
-	"virtual table": `DROP TABLE Files; CREATE VIRTUAL TABLE Files USING fts5(fileID, domain, relativePath, flags, file)`,
+	"virtual table":                `DROP TABLE Files; CREATE VIRTUAL TABLE Files USING fts5(fileID, domain, relativePath, flags, file)`,
 	"stored record over the bound": `UPDATE Files SET file = zeroblob(1048576) WHERE flags = 1`,
 	"stored path over the bound":   `UPDATE Files SET relativePath = printf('%.*c', 8192, 'a') WHERE flags = 1`,
 }

@@ -170,7 +170,7 @@ func HostileModes() []Hostile {
 	return []Hostile{HostileDotDot, HostileAbsolute, HostileSymlink, HostileLongName, HostileHugeFrame,
 		HostileMalformedPlist, HostileTruncatedPlist, HostileEndlessFile, HostileMkdirEscape,
 		HostileMoveEscape, HostileRemoveEscape, HostileManifestEndless, HostileManifestHugeBlobs,
-		HostileInodeFlood}
+		HostileInodeFlood, HostileAppFlood}
 }
 
 // Faults make the device misbehave. The zero value is a healthy device.

@@ -21,6 +21,18 @@ const (
 	// first data file, in one UploadFiles round: bytes cost nothing, but
 	// every file costs the host an inode.
 	HostileInodeFlood Hostile = "inode-flood"
+	// HostileAppFlood lists AppFloodApps user apps through
+	// installation_proxy, each with App Store records, and answers every
+	// springboardservices icon request with AppFloodIconSize bytes: what
+	// a host builds Info.plist from (see the sim package).
+	HostileAppFlood Hostile = "app-flood"
+)
+
+// The app flood's size: installation_proxy's 10,000-app bound and the
+// 16 MiB a helper service's message may have.
+const (
+	AppFloodApps     = 10000
+	AppFloodIconSize = 16<<20 - 1024
 )
 
 // InodeFloodFiles is how many empty files HostileInodeFlood sends.

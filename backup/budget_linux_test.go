@@ -1,0 +1,73 @@
+package backup
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/backupd/backupd/backup/repo"
+	"github.com/backupd/backupd/cause"
+	"github.com/backupd/backupd/sim"
+)
+
+// TestInodeFloodStopsBeforeFull: on a disk with few inodes and plenty of
+// space, a device that floods the host with empty files is stopped while
+// inodes are still free (the budget's reserve), not by the file system
+// running out: the run ends host_disk_full saying so, with ENOSPC
+// recorded, and the last good backup is as it was.
+func TestInodeFloodStopsBeforeFull(t *testing.T) {
+	mnt := mountTmpfs(t, "64m,nr_inodes=4000")
+	dir := filepath.Join(mnt, "backups")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}}, testOptions(t))
+	rp, err := repo.Open(dir, repo.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	r.dir, r.repo, r.target = dir, rp, FromRepo(rp)
+	r.mustBackup(Target{})
+	before := r.latestHash()
+
+	r.dev.SetFaults(sim.Faults{Hostile: "inode-flood"})
+	res, err := r.run(Target{ForceFull: true})
+	var ce *cause.Error
+	if !errors.As(err, &ce) || ce.Code != cause.HostDiskFull || ce.Errno != syscall.ENOSPC {
+		t.Fatalf("error %v (%+v), want host_disk_full with ENOSPC", err, res)
+	}
+	if !strings.Contains(err.Error(), "inodes are free") {
+		t.Fatalf("error %v: the file system ran out of inodes before the budget stopped the flood", err)
+	}
+	t.Logf("flood stopped: %v", err)
+	if r.latestHash() != before {
+		t.Error("the last good backup changed")
+	}
+	if r.stagingLeft() {
+		t.Error("staging left behind")
+	}
+	r.dev.SetFaults(sim.Faults{})
+	r.mustBackup(Target{})
+}
+
+// TestBudget: the files a backup may create, and the inode reserve.
+func TestBudget(t *testing.T) {
+	b := newBudget(t.TempDir(), 3)
+	for i := range 3 {
+		if err := b.create(); err != nil {
+			t.Fatalf("creation %d of 3: %v", i+1, err)
+		}
+	}
+	err := b.create()
+	if !errors.Is(err, syscall.ENOSPC) || cause.Classify(err).Code != cause.HostDiskFull {
+		t.Fatalf("creation 4 of 3: %v, want ENOSPC classified host_disk_full", err)
+	}
+	var none *budget
+	if err := none.create(); err != nil {
+		t.Fatalf("no budget (no staging): %v", err)
+	}
+}
