@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backupd/backupd/backup"
 	"github.com/backupd/backupd/backup/repo"
 	"github.com/backupd/backupd/daemon/hook"
 	"github.com/backupd/backupd/usbmux"
@@ -152,6 +153,11 @@ type BackupConfig struct {
 	Clone string `toml:"clone"`
 	// SkipIcons leaves app icons out of Info.plist.
 	SkipIcons bool `toml:"skip_icons"`
+	// MaxFiles bounds the files and directories one backup may create:
+	// past it, or with the backup disk short of inodes, the backup ends
+	// as host_disk_full, so that a phone cannot flood the disk with
+	// empty files.
+	MaxFiles int64 `toml:"max_files"`
 }
 
 // HistoryConfig says how much history to keep per device. Each device's
@@ -263,6 +269,7 @@ func DefaultConfig() Config {
 			LockTimeout:         Duration(10 * time.Second),
 			KeepVersions:        repo.DefaultKeepLast,
 			Clone:               "auto",
+			MaxFiles:            backup.DefaultMaxFiles,
 		},
 		History: HistoryConfig{KeepRuns: 1000},
 		Notify: HooksConfig{
@@ -418,6 +425,9 @@ func (c Config) validateLimits(p *problems) {
 	}
 	if _, err := parseClone(b.Clone); err != nil {
 		p.bad("backup.clone", "%v", err)
+	}
+	if b.MaxFiles < 1 {
+		p.bad("backup.max_files", "must be at least 1, got %d", b.MaxFiles)
 	}
 
 	if c.History.KeepRuns < 0 {

@@ -219,6 +219,7 @@ func (d *Daemon) startUsbmux() (usbmux.Addr, error) {
 			FirstMessageTimeout: d.cfg.Backup.FirstMessageTimeout.D(),
 			LockTimeout:         d.cfg.Backup.LockTimeout.D(),
 			SkipIcons:           d.cfg.Backup.SkipIcons,
+			MaxFiles:            d.cfg.Backup.MaxFiles,
 			Logger:              SlogLogger(d.log, "backup"),
 			Now:                 d.now,
 		})
