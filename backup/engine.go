@@ -429,7 +429,7 @@ func (e *Engine) prepareSync(ctx context.Context, dev usbmux.Device, cancelRun c
 		if c, err := dial(lockdown.ServiceSpringboard); err != nil {
 			log.Warn("springboardservices unavailable; Info.plist has no app icons", "err", err)
 		} else {
-			fetchIcons(sctx, plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.Binary}, apps, budget, log)
+			fetchIcons(sctx, plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.Binary, max: maxIconMessage}, apps, budget, log)
 			c.Close()
 		}
 	}

@@ -95,6 +95,8 @@ type plistService struct {
 	conn    net.Conn
 	timeout time.Duration
 	format  wire.Format
+	// max bounds one reply; 0 means maxServiceMessage.
+	max uint32
 }
 
 func (p plistService) exchange(ctx context.Context, req map[string]any, replies func(map[string]any) (bool, error)) error {
@@ -110,7 +112,11 @@ func (p plistService) exchange(ctx context.Context, req map[string]any, replies 
 	}
 	for {
 		var reply map[string]any
-		if err := wire.ReadPlist(p.conn, maxServiceMessage, &reply); err != nil {
+		limit := p.max
+		if limit <= 0 {
+			limit = maxServiceMessage
+		}
+		if err := wire.ReadPlist(p.conn, limit, &reply); err != nil {
 			return err
 		}
 		more, err := replies(reply)

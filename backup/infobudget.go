@@ -7,16 +7,21 @@ import (
 
 // Info.plist is built in memory from what the phone's helper services
 // say: up to maxApps apps, each with its App Store records and an icon of
-// up to maxServiceMessage, and the iTunes files. Without a total a phone
+// up to 16 MiB, and the iTunes files. Without a total a phone
 // could make the daemon hold gigabytes, and a daemon killed for it is
 // restarted into the same phone. The budget bounds the total; what does
 // not fit is left out of Info.plist (a backup restores without it) and
 // the log says what.
 
+// maxIconMessage bounds one springboardservices reply: an app icon is a
+// PNG of some tens of KiB. A larger reply ends the icons; reading it
+// whole would cost twice its size for an icon the budget may drop.
+const maxIconMessage = 2 << 20
+
 // maxInfoData bounds the app records, icons and iTunes files Info.plist
 // holds. Written as XML (base64), Info.plist is about 4/3 of it, under
 // the 64 MiB a verify reads. A real iPhone's is a few MiB.
-const maxInfoData = 40 << 20
+const maxInfoData = 24 << 20
 
 // infoBudget is what is left of maxInfoData, and what was left out.
 type infoBudget struct {
