@@ -77,7 +77,8 @@ const hostileMaxFiles = 20000
 // the staging root; the daemon lives on without a panic, its peak memory
 // under hostileRSSBound; a refused backup leaves the last good one
 // byte-identical, no staging is left, and the next backup succeeds. The
-// table gets the daemon's peak RSS and CPU time; the notes, each mode's.
+// table gets the daemon's peak RSS and CPU time; the notes, each trial's
+// (the good backup after it included).
 func TestTortureHostile(t *testing.T) {
 	modes := sim.HostileModes()
 	if !tortureFull() {
@@ -100,7 +101,8 @@ func TestTortureHostile(t *testing.T) {
 			began := time.Now()
 			good = hostileTrial(t, r, d, mode, good, &tally)
 			cpu = cpuTime(t, d.cmd.Process.Pid) - cpu
-			notes = append(notes, fmt.Sprintf("%s %v (CPU %v)", mode, time.Since(began).Round(10*time.Millisecond), cpu.Round(10*time.Millisecond)))
+			notes = append(notes, fmt.Sprintf("%s %v (CPU %v, peak RSS %d MiB)", mode, time.Since(began).Round(10*time.Millisecond),
+				cpu.Round(10*time.Millisecond), peakRSS(t, d.cmd.Process.Pid)>>20))
 		})
 		if !ok {
 			tally.Failures++
