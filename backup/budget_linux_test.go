@@ -19,7 +19,7 @@ import (
 // running out: the run ends host_disk_full saying so, with ENOSPC
 // recorded, and the last good backup is as it was.
 func TestInodeFloodStopsBeforeFull(t *testing.T) {
-	mnt := mountTmpfs(t, "64m,nr_inodes=4000")
+	mnt := mountTmpfs(t, "64m,nr_inodes=40000")
 	dir := filepath.Join(mnt, "backups")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
