@@ -71,3 +71,35 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("no budget (no staging): %v", err)
 	}
 }
+
+// TestHostileFloods: a Manifest.db that never ends or reads as 256 MiB
+// records does not verify, and a flood of empty files meets the files
+// budget; each run leaves the last good backup as it was and no staging,
+// and the next backup succeeds. (One at a time, with the usual stall
+// bound: the floods are heavy, and TestHostile's 500 ms bound is not for
+// them.)
+func TestHostileFloods(t *testing.T) {
+	opts := testOptions(t)
+	opts.MaxFiles = 2000
+	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 20}}, opts)
+	r.mustBackup(Target{})
+	for _, mode := range []string{"manifest-endless", "manifest-huge-blobs", "inode-flood"} {
+		t.Run(mode, func(t *testing.T) {
+			before := r.latestHash()
+			r.dev.SetFaults(sim.Faults{Hostile: mode})
+			res, err := r.run(Target{ForceFull: true})
+			if want := hostileCause(mode); res.Cause != want {
+				t.Fatalf("cause %s (%v), want %s", res.Cause, err, want)
+			}
+			t.Logf("refused: %v", err)
+			if r.latestHash() != before {
+				t.Error("the last good backup changed")
+			}
+			if r.stagingLeft() {
+				t.Error("staging left behind")
+			}
+			r.dev.SetFaults(sim.Faults{})
+			r.mustBackup(Target{})
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/backupd/backupd/proto/wire"
 	"github.com/backupd/backupd/sim"
@@ -16,7 +17,11 @@ import (
 // not fit left out. Without the budget the daemon would hold 160 GB of
 // icons.
 func TestInfoPlistBudget(t *testing.T) {
-	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 5}}, testOptions(t))
+	opts := testOptions(t)
+	// Browsing 10,000 apps is one exchange, bounded as a whole: seconds,
+	// more under the race detector.
+	opts.ServiceTimeout = 2 * time.Minute
+	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 5}}, opts)
 	r.dev.SetFaults(sim.Faults{Hostile: string(backupsvc.HostileAppFlood)})
 	r.mustBackup(Target{})
 	b, err := os.ReadFile(filepath.Join(r.latest(), "Info.plist"))
