@@ -8,9 +8,10 @@ import (
 )
 
 // floodApps are the apps of backupsvc.HostileAppFlood: as many as
-// installation_proxy may list, each with App Store records.
+// installation_proxy may list, each with App Store records (1 KiB each,
+// 20 MiB in all: more than Info.plist keeps).
 func floodApps() []syncsvc.App {
-	sinf := make([]byte, 4<<10)
+	sinf := make([]byte, 1<<10)
 	apps := make([]syncsvc.App, backupsvc.AppFloodApps)
 	for i := range apps {
 		id := fmt.Sprintf("com.example.flood%05d", i)
