@@ -432,11 +432,12 @@ func (e *Engine) prepareSync(ctx context.Context, dev usbmux.Device, cancelRun c
 
 	// Info.plist. Like libimobiledevice, a service that fails here costs
 	// only what it would have added.
+	budget := newInfoBudget(maxInfoData)
 	var apps []app
 	if c, err := dial(lockdown.ServiceInstallationProxy); err != nil {
 		log.Warn("installation_proxy unavailable; Info.plist lists no apps", "err", err)
 	} else {
-		apps, err = browseApps(sctx, plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.XML})
+		apps, err = browseApps(sctx, plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.XML}, budget)
 		c.Close()
 		if err != nil {
 			log.Warn("installation_proxy Browse", "err", err)
@@ -446,26 +447,21 @@ func (e *Engine) prepareSync(ctx context.Context, dev usbmux.Device, cancelRun c
 		if c, err := dial(lockdown.ServiceSpringboard); err != nil {
 			log.Warn("springboardservices unavailable; Info.plist has no app icons", "err", err)
 		} else {
-			svc := plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.Binary}
-			for i := range apps {
-				if apps[i].sinf == nil || apps[i].meta == nil {
-					continue
-				}
-				if apps[i].icon, err = iconPNG(sctx, svc, apps[i].bundleID); err != nil {
-					log.Warn("springboardservices icon", "app", apps[i].bundleID, "err", err)
-					break
-				}
-			}
+			fetchIcons(sctx, plistService{conn: c, timeout: e.opts.ServiceTimeout, format: wire.Binary, max: maxIconMessage}, apps, budget, log)
 			c.Close()
 		}
 	}
 	files := map[string][]byte{}
 	for _, name := range iTunesFiles {
 		if b, err := afcFile(sctx, h.afc, "/iTunes_Control/iTunes/"+name); err == nil && b != nil {
-			files[name] = b
+			if b = budget.keepFile(b); b != nil {
+				files[name] = b
+			}
 		}
 	}
 	books, _ := afcFile(sctx, h.afc, "/Books/iBooksData2.plist")
+	books = budget.keepFile(books)
+	budget.report(log)
 	if h.info, err = infoPlist(dev.UDID, h.values, apps, files, books, e.opts.Now()); err != nil {
 		return h, fmt.Errorf("build Info.plist: %w", err)
 	}

@@ -197,7 +197,11 @@ func (s *session) createDirectory(msg []any) error {
 	if err != nil {
 		return s.refuse(err)
 	}
-	if merr := s.fs.mkdirAll(clean); merr != nil {
+	merr := s.budget.create()
+	if merr == nil {
+		merr = s.fs.mkdirAll(clean)
+	}
+	if merr != nil {
 		code, text, err := s.fsErr(devicelink.MsgCreateDirectory, p, merr)
 		if err != nil {
 			return s.refuse(err)
@@ -305,7 +309,11 @@ func (s *session) copyItem(msg []any) error {
 	if err != nil {
 		return s.refuse(err)
 	}
-	if cerr := s.fs.copy(cs, cd); cerr != nil {
+	cerr := s.budget.create()
+	if cerr == nil {
+		cerr = s.fs.copy(cs, cd)
+	}
+	if cerr != nil {
 		code, text, err := s.fsErr(devicelink.MsgCopyItem, src, cerr)
 		if err != nil {
 			return s.refuse(err)

@@ -101,6 +101,8 @@ type plistService struct {
 	conn    net.Conn
 	timeout time.Duration
 	format  wire.Format
+	// max bounds one reply; 0 means maxServiceMessage.
+	max uint32
 }
 
 func (p plistService) exchange(ctx context.Context, req map[string]any, replies func(map[string]any) (bool, error)) error {
@@ -116,7 +118,11 @@ func (p plistService) exchange(ctx context.Context, req map[string]any, replies 
 	}
 	for {
 		var reply map[string]any
-		if err := wire.ReadPlist(p.conn, maxServiceMessage, &reply); err != nil {
+		limit := p.max
+		if limit <= 0 {
+			limit = maxServiceMessage
+		}
+		if err := wire.ReadPlist(p.conn, limit, &reply); err != nil {
 			return err
 		}
 		more, err := replies(reply)
@@ -127,7 +133,8 @@ func (p plistService) exchange(ctx context.Context, req map[string]any, replies 
 }
 
 // browseApps lists the user apps with the attributes a backup keeps.
-func browseApps(ctx context.Context, svc plistService) ([]app, error) {
+// Records past the budget are left out (the app stays listed).
+func browseApps(ctx context.Context, svc plistService, b *infoBudget) ([]app, error) {
 	req := map[string]any{
 		"Command": "Browse",
 		"ClientOptions": map[string]any{
@@ -153,7 +160,12 @@ func browseApps(ctx context.Context, svc plistService) ([]app, error) {
 			if len(apps) >= maxApps {
 				return false, fmt.Errorf("installation_proxy Browse: more than %d apps", maxApps)
 			}
-			apps = append(apps, app{bundleID: id, sinf: d["ApplicationSINF"], meta: d["iTunesMetadata"]})
+			a := app{bundleID: id, sinf: d["ApplicationSINF"], meta: d["iTunesMetadata"]}
+			if a.sinf != nil && a.meta != nil && !b.takeRecord(plistSize(a.sinf)+plistSize(a.meta)) {
+				a.sinf, a.meta = nil, nil
+				b.records++
+			}
+			apps = append(apps, a)
 		}
 		status, _ := r["Status"].(string)
 		return status != "Complete", nil

@@ -81,6 +81,10 @@ type Options struct {
 	// the device hears ENOSPC, and the run fails with host_disk_full.
 	// 0 keeps none beyond the disk's own end.
 	FreeSpaceMargin int64
+	// MaxFiles bounds the files and directories one backup may create;
+	// 0 means DefaultMaxFiles. Past it, or with the backup disk short of
+	// inodes, the backup ends as host_disk_full (see budget.go).
+	MaxFiles int64
 	// SkipIcons leaves out the app icons from Info.plist, which saves a
 	// springboardservices round trip per app.
 	SkipIcons bool

@@ -89,6 +89,10 @@ type session struct {
 	unreadable unreadableFiles
 	upName     string
 
+	// budget counts the files and directories the device creates; nil
+	// without a staging.
+	budget *budget
+
 	disk     *diskGuard // free space while uploads stream (diskguard.go)
 	bufs     [][]byte   // upload buffers, lent to a round's workers
 	drainBuf []byte
@@ -100,7 +104,11 @@ func newSession(conn net.Conn, opts Options, fs *stagingFS, freeDir string, onPr
 	dl := devicelink.NewConn(l)
 	dl.MaxMessage = maxIncomingMessage
 	dl.MaxBlock = maxIncomingBlock
-	return &session{opts: opts, log: opts.Logger, link: l, dl: dl, fs: fs, freeDir: freeDir, onProg: onProg}
+	s := &session{opts: opts, log: opts.Logger, link: l, dl: dl, fs: fs, freeDir: freeDir, onProg: onProg}
+	if fs != nil {
+		s.budget = newBudget(freeDir, opts.MaxFiles)
+	}
+	return s
 }
 
 // watch closes the connection when ctx ends, so that a blocked read

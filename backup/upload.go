@@ -205,6 +205,14 @@ func (s *session) uploadFiles(msg []any) error {
 			s.log.Warn("mobilebackup2: refused a hostile upload", "err", perr)
 			refused = perr
 		}
+		if err := s.budget.create(); err != nil {
+			// Empty files cost no bytes, so neither the free-space guard nor
+			// the stall timeout would end a flood of them (even one being
+			// drained): the exchange ends here.
+			s.hostFailure("UploadFiles "+h.Path, err)
+			readErr = fmt.Errorf("UploadFiles %s: %w", h.Path, err)
+			break
+		}
 		limit := s.opts.MaxFileSize
 		var n int64
 		if refused != nil || round.failed.Load() {

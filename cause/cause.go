@@ -151,7 +151,7 @@ func catalogue() []Info {
 		{
 			Code:     HostDiskFull,
 			Summary:  "This computer does not have enough free space for the backup.",
-			Fix:      "Free up space on the disk that holds the backups, or move backup_dir to a bigger disk.",
+			Fix:      "Free up space on the disk that holds the backups, or move backup_dir to a bigger disk. If backupd's log says the phone created more files than backup.max_files allows, raise that setting.",
 			Severity: SeverityError,
 		},
 		{

@@ -164,6 +164,11 @@ type BackupConfig struct {
 	// a phone announces for a round bounds nothing: real iPhones send
 	// more than they announce.
 	MaxFileSize ByteSize `toml:"max_file_size"`
+	// MaxFiles bounds the files and directories one backup may create:
+	// past it, or with the backup disk short of inodes, the backup ends
+	// as host_disk_full, so that a phone cannot flood the disk with
+	// empty files.
+	MaxFiles int64 `toml:"max_files"`
 }
 
 // HistoryConfig says how much history to keep per device. Each device's
@@ -277,6 +282,7 @@ func DefaultConfig() Config {
 			KeepVersions:        repo.DefaultKeepLast,
 			Clone:               "auto",
 			MaxFileSize:         ByteSize(backup.DefaultMaxFileSize),
+			MaxFiles:            backup.DefaultMaxFiles,
 		},
 		History: HistoryConfig{KeepRuns: 1000},
 		Notify: HooksConfig{
@@ -437,6 +443,9 @@ func (c Config) validateLimits(p *problems) {
 	}
 	if _, err := parseClone(b.Clone); err != nil {
 		p.bad("backup.clone", "%v", err)
+	}
+	if b.MaxFiles < 1 {
+		p.bad("backup.max_files", "must be at least 1, got %d", b.MaxFiles)
 	}
 
 	if c.History.KeepRuns < 0 {

@@ -234,6 +234,7 @@ func (d *Daemon) startUsbmux() (usbmux.Addr, error) {
 			FreeSpaceMargin:     int64(max(d.cfg.Policy.FreeSpaceMargin, 0)),
 			LockTimeout:         d.cfg.Backup.LockTimeout.D(),
 			SkipIcons:           d.cfg.Backup.SkipIcons,
+			MaxFiles:            d.cfg.Backup.MaxFiles,
 			Logger:              SlogLogger(d.log, "backup"),
 			Now:                 d.now,
 		})

@@ -227,6 +227,7 @@ func TestConfigValidate(t *testing.T) {
 		{"shutdown too long", func(c *Config) { c.ShutdownTimeout = Duration(10 * time.Second) }, "shutdown_timeout"},
 		{"bad level", func(c *Config) { c.LogLevel = "loud" }, "log_level"},
 		{"bad clone", func(c *Config) { c.Backup.Clone = "rsync" }, "backup.clone"},
+		{"no files per backup", func(c *Config) { c.Backup.MaxFiles = 0 }, "backup.max_files"},
 		{"tcp not loopback", func(c *Config) { c.API.TCP = "0.0.0.0:7373"; c.API.Token = strings.Repeat("x", 32) }, "api.tcp"},
 		{"tcp without token", func(c *Config) { c.API.TCP = "127.0.0.1:7373" }, "api.token"},
 		{"bad usbmuxd", func(c *Config) { c.Usbmuxd = "UNIX:" }, "usbmuxd"},

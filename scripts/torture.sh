@@ -7,7 +7,8 @@
 #     commit, full and read-only disks, every hostile device mode, and the
 #     other torture suites; each writes its tally to $TORTURE_REPORT;
 #  2. every fuzz target for FUZZTIME (default 10m), one row each;
-#  3. a summary table: suite | trials | failures | bytes outside roots,
+#  3. a summary table: suite | trials | failures | bytes outside roots |
+#     the daemon's peak RSS and CPU time (where the suite measures them),
 #     and a total row.
 #
 # It exits non-zero if a test or a fuzz target failed, or any byte was
@@ -50,15 +51,17 @@ function field(line, key,    m) {
 	}
 	return ""
 }
-BEGIN { printf "%-44s %12s %9s %15s\n", "suite", "trials", "failures", "bytes outside" }
+function mib(b) { return b == "" ? "-" : sprintf("%d", b / 1048576) }
+function secs(ms) { return ms == "" ? "-" : sprintf("%.1f", ms / 1000) }
+BEGIN { printf "%-44s %12s %9s %15s %10s %8s\n", "suite", "trials", "failures", "bytes outside", "RSS MiB", "CPU s" }
 {
 	s = field($0, "suite"); n = field($0, "trials") + 0; f = field($0, "failures") + 0; o = field($0, "outside_bytes") + 0
-	printf "%-44s %12d %9d %15d\n", s, n, f, o
+	printf "%-44s %12d %9d %15d %10s %8s\n", s, n, f, o, mib(field($0, "peak_rss_bytes")), secs(field($0, "cpu_ms"))
 	N += n; F += f; O += o; rows++
 	if ((note = field($0, "note")) != "") notes = notes sprintf("  %s: %s\n", s, note)
 }
 END {
-	printf "%-44s %12d %9d %15d\n", "total", N, F, O
+	printf "%-44s %12d %9d %15d %10s %8s\n", "total", N, F, O, "", ""
 	if (notes != "") printf "\nnotes:\n%s", notes
 	if (rows == 0) { print "torture: no tallies were recorded"; exit 1 }
 	if (F > 0 || O > 0) exit 1

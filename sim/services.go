@@ -62,10 +62,18 @@ func (d *Device) handler(name string) (func(net.Conn), bool) {
 			return syncsvc.ServeAFC(ctx, c, syncsvc.AFCConfig{FS: d.state.afc, LockNeverGranted: cfg.Faults.LockNeverGranted, Model: cfg.ProductType})
 		},
 		lockdown.ServiceInstallationProxy: func(ctx context.Context, c net.Conn) error {
-			return syncsvc.ServeInstallationProxy(ctx, c, syncsvc.InstProxyConfig{Apps: d.state.apps})
+			apps := d.state.apps
+			if d.Config().Faults.Hostile == string(backupsvc.HostileAppFlood) {
+				apps = floodApps()
+			}
+			return syncsvc.ServeInstallationProxy(ctx, c, syncsvc.InstProxyConfig{Apps: apps})
 		},
 		lockdown.ServiceSpringboard: func(ctx context.Context, c net.Conn) error {
-			return syncsvc.ServeSpringboard(ctx, c, syncsvc.SpringboardConfig{})
+			var icons map[string][]byte
+			if d.Config().Faults.Hostile == string(backupsvc.HostileAppFlood) {
+				icons = floodIcons()
+			}
+			return syncsvc.ServeSpringboard(ctx, c, syncsvc.SpringboardConfig{Icons: icons})
 		},
 		lockdown.ServiceMobileBackup2: d.serveBackup,
 	}[name]

@@ -8,16 +8,11 @@ package contents
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/backupcrypt"
@@ -53,7 +48,7 @@ type Options struct {
 type Backup struct {
 	dir       string
 	root      *os.Root
-	db        *sql.DB
+	db        *ManifestDB
 	keys      *backupcrypt.ClassKeys // nil for a plain backup
 	tmp       string                 // decrypted Manifest.db, removed by Close
 	encrypted bool
@@ -104,7 +99,7 @@ func Open(ctx context.Context, dir string, opt Options) (_ *Backup, err error) {
 			return nil, err
 		}
 	}
-	if b.db, err = openManifestDB(ctx, dbPath); err != nil {
+	if b.db, err = OpenManifestDB(ctx, dbPath); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -204,30 +199,4 @@ func (b *Backup) decryptManifest(key []byte, tempDir string) (_ string, err erro
 		return "", fmt.Errorf("contents: temporary Manifest.db: %w", err)
 	}
 	return b.tmp, nil
-}
-
-// openManifestDB opens Manifest.db read-only and immutable (no journal,
-// no lock file beside it), with trusted_schema off so that nothing in a
-// hostile schema runs functions, and checks that Files is a table.
-func openManifestDB(ctx context.Context, path string) (*sql.DB, error) {
-	p := filepath.ToSlash(path)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // C:/... on Windows
-	}
-	u := url.URL{Scheme: "file", Path: p, RawQuery: "mode=ro&immutable=1&_pragma=trusted_schema(0)&_query_only=1"}
-	db, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		return nil, fmt.Errorf("contents: Manifest.db: %w", err)
-	}
-	db.SetMaxOpenConns(1)
-	var typ string
-	err = db.QueryRowContext(ctx, `SELECT type FROM sqlite_schema WHERE name = 'Files' COLLATE NOCASE`).Scan(&typ)
-	if err == nil && typ != "table" {
-		err = fmt.Errorf("Files is a %s, not a table", typ)
-	}
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("contents: Manifest.db is not a backup manifest: %w", err)
-	}
-	return db, nil
 }

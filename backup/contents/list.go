@@ -145,61 +145,37 @@ func IsCameraRollMedia(e Entry) bool {
 // relative path. It streams: a million entries cost one at a time.
 func (b *Backup) Files(ctx context.Context, f Filter) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		q := `SELECT fileID, domain, relativePath, flags, file FROM Files`
+		var tail string
 		var args []any
 		if f.Domain != "" {
-			q += ` WHERE domain = ?`
+			tail = `WHERE domain = ?`
 			args = append(args, f.Domain)
 		}
-		q += ` ORDER BY domain, relativePath`
-		rows, err := b.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			yield(Entry{}, fmt.Errorf("contents: Manifest.db: %w", err))
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanEntry(rows.Scan)
+		for r, err := range b.db.Rows(ctx, tail+` ORDER BY domain, relativePath`, args...) {
 			if err != nil {
 				yield(Entry{}, err)
 				return
 			}
-			if f.Match(e) && !yield(e, nil) {
+			if e := entryOf(r); f.Match(e) && !yield(e, nil) {
 				return
 			}
-		}
-		if err := rows.Err(); err != nil {
-			yield(Entry{}, fmt.Errorf("contents: Manifest.db: %w", err))
 		}
 	}
 }
 
-func scanEntry(scan func(...any) error) (Entry, error) {
-	var e Entry
-	var id, domain, rel *string
-	var flags *int64
-	var blob []byte
-	if err := scan(&id, &domain, &rel, &flags, &blob); err != nil {
-		return e, fmt.Errorf("contents: Manifest.db: %w", err)
+func entryOf(r Row) Entry {
+	e := Entry{FileID: r.FileID, Domain: r.Domain, RelativePath: r.RelativePath, Kind: Kind(r.Flags)}
+	if r.Oversized {
+		e.Problem = fmt.Sprintf("a value of its row is over its bound (a record over %d bytes, or a path over %d)", MaxRecordSize, maxPathSize)
+		return e
 	}
-	e.FileID, e.Domain, e.RelativePath = deref(id), deref(domain), deref(rel)
-	if flags != nil {
-		e.Kind = Kind(*flags)
-	}
-	rec, err := mbfile.Decode(blob)
+	rec, err := mbfile.Decode(r.Record)
 	if err != nil {
 		e.Problem = err.Error()
-		return e, nil
+		return e
 	}
 	e.Size, e.Mode, e.Target = rec.Size, rec.Mode, rec.Target
 	e.ModTime = time.Unix(rec.LastModified, 0)
 	e.storedKey = rec.EncryptionKey
-	return e, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
+	return e
 }

@@ -67,6 +67,9 @@ type Options struct {
 	// Now returns the current time; nil means time.Now. It stamps
 	// completed backups.
 	Now func() time.Time
+	// VerifyTimeout bounds one Verify (the one at commit too); 0 means
+	// DefaultVerifyTimeout.
+	VerifyTimeout time.Duration
 
 	// faults holds the failpoints of a build with the failpoint tag
 	// (WithFailpoints); it is empty in a release build.
@@ -136,6 +139,9 @@ func Open(backupDir string, opts Options) (*Repo, error) {
 		return nil, fmt.Errorf("repo: unknown clone mode %d", int(opts.Clone))
 	case opts.KeepLast == 0:
 		opts.KeepLast = DefaultKeepLast
+	}
+	if opts.VerifyTimeout <= 0 {
+		opts.VerifyTimeout = DefaultVerifyTimeout
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

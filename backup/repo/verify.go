@@ -2,17 +2,14 @@ package repo
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	"time"
 
 	"github.com/backupd/backupd/backup/contents"
 	"github.com/backupd/backupd/cause"
@@ -71,6 +68,11 @@ const (
 	maxPlistSize = 64 << 20
 	// maxProblemsListed bounds the missing files named in the error.
 	maxProblemsListed = 5
+	// DefaultVerifyTimeout bounds a Verify. Checking a real backup of a
+	// million files takes about a minute (a stat each); a Manifest.db that
+	// keeps verify busy longer is hostile, and verify at commit holds
+	// the device's backup slot.
+	DefaultVerifyTimeout = 15 * time.Minute
 	// sqliteMagic starts every SQLite database file.
 	sqliteMagic = "SQLite format 3\x00"
 )
@@ -102,8 +104,15 @@ func (r *Repo) VerifyEncrypted(ctx context.Context, dir string, password []byte)
 	if err != nil {
 		return VerifyReport{Dir: dir}, err
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.VerifyTimeout, errVerifyDeadline)
+	defer cancel()
 	v := &verifier{ctx: ctx, rep: VerifyReport{Dir: abs}, password: password}
-	if err := v.run(abs); err != nil {
+	err = v.run(abs)
+	if err != nil && context.Cause(ctx) == errVerifyDeadline {
+		v.problem("verify did not finish within %v (a Manifest.db that takes this long is not one a phone writes)", r.opts.VerifyTimeout)
+		err = nil
+	}
+	if err != nil {
 		if cause.Of(err) == cause.WrongBackupPassword {
 			return v.rep, err
 		}
@@ -114,6 +123,10 @@ func (r *Repo) VerifyEncrypted(ctx context.Context, dir string, password []byte)
 	}
 	return v.rep, nil
 }
+
+// errVerifyDeadline is the cause of a verify's context when its time is
+// up.
+var errVerifyDeadline = errors.New("verify deadline")
 
 type verifier struct {
 	ctx      context.Context
@@ -280,40 +293,27 @@ func hasSQLiteMagic(path string) (bool, error) {
 	return string(magic[:]) == sqliteMagic, nil
 }
 
-// sqliteURI opens path read-only and immutable: SQLite then takes no locks
-// and creates no -journal, -wal or -shm file, so verifying a backup never
-// changes it.
-func sqliteURI(path string) string {
-	p := filepath.ToSlash(path)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // C:/... on Windows
-	}
-	u := url.URL{Scheme: "file", Path: p, RawQuery: "mode=ro&immutable=1"}
-	return u.String()
-}
-
-// listedFiles reads Manifest.db's regular files and checks each one.
+// listedFiles reads Manifest.db's regular files and checks each one. The
+// database is opened through contents.OpenManifestDB, which refuses a
+// hostile schema and bounds what each row and the whole listing cost.
 func (v *verifier) listedFiles(dbPath string) error {
-	db, err := sql.Open("sqlite", sqliteURI(dbPath))
+	db, err := contents.OpenManifestDB(v.ctx, dbPath)
 	if err != nil {
 		return &dbError{err}
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
-	rows, err := db.QueryContext(v.ctx, `SELECT fileID, file FROM Files WHERE flags = 1`)
-	if err != nil {
-		return &dbError{err}
-	}
-	defer rows.Close()
 	// Per-file problems are tallied, each with a few examples, so that a
 	// badly damaged backup of a million files gives a readable error.
 	var missing, notRegular, wrongSize, invalidID tally
 	checkSizes := !v.rep.Encrypted
-	for rows.Next() {
-		var id string
-		var blob []byte
-		if err := rows.Scan(&id, &blob); err != nil {
+	var oversized int
+	for row, err := range db.Rows(v.ctx, `WHERE flags = 1`) {
+		if err != nil {
 			return &dbError{err}
+		}
+		id, blob := row.FileID, row.Record
+		if row.Oversized {
+			oversized++
 		}
 		v.rep.FilesListed++
 		if v.rep.FilesListed%1024 == 0 {
@@ -350,10 +350,10 @@ func (v *verifier) listedFiles(dbPath string) error {
 			}
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return &dbError{err}
-	}
 	v.rep.ManifestRead = true
+	if oversized > 0 {
+		v.problem("Manifest.db has %d rows with a value over its bound (a record over %d bytes, or a path over 4096): no phone writes those", oversized, contents.MaxRecordSize)
+	}
 	missing.report(v, fmt.Sprintf("files Manifest.db lists are missing (%d of %d)", missing.n, v.rep.FilesListed))
 	notRegular.report(v, fmt.Sprintf("files Manifest.db lists are not regular files (%d)", notRegular.n))
 	wrongSize.report(v, fmt.Sprintf("files differ in size from what Manifest.db records (%d)", wrongSize.n))

@@ -22,8 +22,12 @@ type tortureTally struct {
 	Failures int    `json:"failures"`
 	// OutsideBytes counts bytes found written outside the roots a backup
 	// may write to (must be 0).
-	OutsideBytes int64  `json:"outside_bytes"`
-	Note         string `json:"note,omitempty"`
+	OutsideBytes int64 `json:"outside_bytes"`
+	// PeakRSS and CPUMillis are the daemon's peak resident memory and
+	// CPU time through the suite, where it measures them.
+	PeakRSS   int64  `json:"peak_rss_bytes,omitempty"`
+	CPUMillis int64  `json:"cpu_ms,omitempty"`
+	Note      string `json:"note,omitempty"`
 }
 
 var tortureMu sync.Mutex

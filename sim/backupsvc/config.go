@@ -172,7 +172,8 @@ const (
 func HostileModes() []Hostile {
 	return []Hostile{HostileDotDot, HostileAbsolute, HostileSymlink, HostileLongName, HostileHugeFrame,
 		HostileMalformedPlist, HostileTruncatedPlist, HostileEndlessFile, HostileMkdirEscape,
-		HostileMoveEscape, HostileRemoveEscape}
+		HostileMoveEscape, HostileRemoveEscape, HostileManifestEndless, HostileManifestHugeBlobs,
+		HostileInodeFlood, HostileAppFlood}
 }
 
 // Faults make the device misbehave. The zero value is a healthy device.

@@ -516,6 +516,11 @@ func (s *session) backup(req map[string]any) error {
 		return err
 	}
 	defer os.Remove(dbPath)
+	if hostileManifestSQL[f.Hostile] != "" {
+		if err := MakeManifestHostile(s.ctx, dbPath, f.Hostile); err != nil {
+			return fmt.Errorf("backupsvc: %w", err)
+		}
+	}
 	var manifestKey []byte
 	if s.keys != nil {
 		plainPath := dbPath
@@ -839,6 +844,8 @@ func (s *session) uploadData(send []fileset.File, need int64) (done bool, err er
 					return true, s.hostileLongName(devName)
 				case HostileEndlessFile:
 					return true, s.endless(devName, path)
+				case HostileInodeFlood:
+					return s.inodeFlood(devName, path)
 				}
 			}
 			send := s.sendData

@@ -1,0 +1,55 @@
+package backupsvc
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/backupd/backupd/sim/fileset"
+)
+
+// TestMakeManifestHostile: the endless mode's Files yields more rows than
+// any bound (it has no end) and the huge mode's records each read as
+// 256 MiB, while its rows are still the device's files.
+func TestMakeManifestHostile(t *testing.T) {
+	set, err := fileset.New(fileset.Spec{Seed: 3, Files: 10, MaxSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string // no "#01": buildManifestDB's "file:" URI ends at '#'
+		mode  Hostile
+		query string
+		want  int64
+	}{
+		{"endless", HostileManifestEndless, `SELECT count(*) FROM (SELECT fileID FROM Files LIMIT 200000)`, 200000},
+		{"huge records", HostileManifestHugeBlobs, `SELECT min(length(file)) FROM Files`, 256 << 20},
+		{"huge, rows kept", HostileManifestHugeBlobs, `SELECT count(*) FROM Files WHERE flags = 1`, 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path, err := buildManifestDB(ctx, t.TempDir(), set.Files(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := MakeManifestHostile(ctx, path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var got int64
+			if err := db.QueryRowContext(ctx, tt.query).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("%s = %d, want %d", tt.query, got, tt.want)
+			}
+		})
+	}
+	if err := MakeManifestHostile(ctx, "unused", HostileDotDot); err == nil {
+		t.Fatal("dotdot made a hostile Manifest.db")
+	}
+}
