@@ -109,7 +109,9 @@ func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	// No time: the zerolog logger stamps every line itself (msTimestamp),
+	// and a record's time would be a second "time" field.
+	out := slog.NewRecord(time.Time{}, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redact(a))
 		return true

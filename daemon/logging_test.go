@@ -129,6 +129,9 @@ func TestLogTimesHaveMilliseconds(t *testing.T) {
 			if !tt.want.MatchString(line) {
 				t.Errorf("%s: no time with milliseconds in %q", tt.format, line)
 			}
+			if n := strings.Count(line, `"time":`); tt.format == LogJSON && n != 1 {
+				t.Errorf("%d time fields in %q", n, line)
+			}
 		}
 	}
 }
