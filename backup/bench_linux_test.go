@@ -103,6 +103,9 @@ func benchChild() int {
 	if os.Getenv(benchRestoreEnv) == "1" {
 		return restoreChild(ctx, mux, dev, r)
 	}
+	if os.Getenv(benchVerifyEnv) == "1" {
+		return verifyChild(r)
+	}
 	res, err := New(mux, Options{}).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
 	out := childResult{Result: res, VmHWM: vmHWM(os.Getpid())}
 	if err != nil {
