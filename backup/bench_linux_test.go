@@ -106,7 +106,13 @@ func benchChild() int {
 	if os.Getenv(benchVerifyEnv) == "1" {
 		return verifyChild(r)
 	}
-	res, err := New(mux, Options{}).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
+	var opts Options
+	// The large phone's simulator takes minutes to build a Manifest.db
+	// of a million rows, silent meanwhile (bench_large_linux_test.go).
+	if d, err := time.ParseDuration(os.Getenv("BENCH_STALL")); err == nil {
+		opts.StallTimeout = d
+	}
+	res, err := New(mux, opts).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
 	out := childResult{Result: res, VmHWM: vmHWM(os.Getpid())}
 	if err != nil {
 		out.Err = err.Error()
