@@ -62,7 +62,7 @@ func BenchmarkLargePhone(b *testing.B) {
 	// The simulator, not a phone, builds Manifest.db at the end of the
 	// transfer: a million rows take it longer than the default stall
 	// timeout on a loaded machine.
-	os.Setenv("BENCH_STALL", "15m")
+	b.Setenv("BENCH_STALL", "15m")
 	for b.Loop() {
 		dir := b.TempDir()
 		full, res := w.engine(b, dir, true)
