@@ -4,7 +4,8 @@
 #   make test    deps, go vet, go test -race, cross-builds for macOS and Windows
 #   make demo    a simulated iPhone, backed up by backupd
 #   make lint    gofmt, go vet, staticcheck
-#   make bench   benchmarks
+#   make bench   benchmarks, then the large phone (scripts/bench-large.sh:
+#                a million files; FILES=n for another size)
 #   make bench-compare  backupd's engine against idevicebackup2 (W1, W2, W3; restore of W1, W2)
 #   make fuzz    every Fuzz target for FUZZTIME each
 #   make torture the torture suite at full size, then every Fuzz target
@@ -119,9 +120,11 @@ screenshots: deps
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...
+	scripts/bench-large.sh
 
-# Wall time and peak RSS of backupd's engine and Debian's idevicebackup2 on
-# the same simulated workloads; ROUNDS=n for more rounds.
+# Wall time, CPU and peak RSS of backupd (its engine, and `backupd run` end
+# to end) and Debian's idevicebackup2 on the same simulated workloads;
+# medians of ROUNDS rounds (default 5).
 bench-compare: deps
 	scripts/bench-compare.sh
 

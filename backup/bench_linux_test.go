@@ -103,7 +103,16 @@ func benchChild() int {
 	if os.Getenv(benchRestoreEnv) == "1" {
 		return restoreChild(ctx, mux, dev, r)
 	}
-	res, err := New(mux, Options{}).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
+	if os.Getenv(benchVerifyEnv) == "1" {
+		return verifyChild(r)
+	}
+	var opts Options
+	// The large phone's simulator takes minutes to build a Manifest.db
+	// of a million rows, silent meanwhile (bench_large_linux_test.go).
+	if d, err := time.ParseDuration(os.Getenv("BENCH_STALL")); err == nil {
+		opts.StallTimeout = d
+	}
+	res, err := New(mux, opts).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
 	out := childResult{Result: res, VmHWM: vmHWM(os.Getpid())}
 	if err != nil {
 		out.Err = err.Error()
@@ -119,9 +128,10 @@ func benchChild() int {
 
 // measured is one child process's run.
 type measured struct {
-	wall   time.Duration
-	maxRSS int64 // bytes
-	out    string
+	wall      time.Duration
+	user, sys time.Duration // CPU time of the process
+	maxRSS    int64         // bytes
+	out       string
 }
 
 // vmHWM reads a process's peak RSS in bytes (0 if it cannot).
@@ -143,7 +153,9 @@ func vmHWM(pid int) int64 {
 func runMeasured(b *testing.B, cmd *exec.Cmd) measured {
 	b.Helper()
 	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	if cmd.Stdout == nil {
+		cmd.Stdout, cmd.Stderr = &out, &out
+	}
 	// Nothing dirty from an earlier run may be flushed on this one's time.
 	syscall.Sync()
 	start := time.Now()
@@ -166,6 +178,9 @@ wait:
 		}
 	}
 	m := measured{wall: time.Since(start), out: out.String(), maxRSS: hwm}
+	if ps := cmd.ProcessState; ps != nil {
+		m.user, m.sys = ps.UserTime(), ps.SystemTime()
+	}
 	if err != nil {
 		b.Fatalf("%s: %v\n%s", cmd.Path, err, m.out)
 	}
@@ -221,52 +236,73 @@ func newWorkload(b *testing.B, spec sim.FileSpec) *workload {
 }
 
 // benchCompare runs one round per b.N: a full backup by each tool, or,
-// when incremental, a full backup by each, the same mutation on both
-// devices, and the timed incremental backups.
+// when incremental, a full backup by each, the same mutation on all
+// devices, and the timed incremental backups. The tools take turns at
+// going first.
 func benchCompare(b *testing.B, spec sim.FileSpec, mutate float64) {
 	w := newWorkload(b, spec)
+	dh := newDaemonHost(b, spec)
 	disc := w.discardRate(b)
-	var eng, ib measured
-	var bytes int64
+	var eng, ib, dmn toolFigures
+	var bytes, files int64
 	rounds := 0
 	for b.Loop() {
 		rounds++
 		ours, theirs := b.TempDir(), b.TempDir()
+		var dd daemonDirs
+		if dh != nil {
+			dd = dh.dirs(b)
+		}
 		if mutate > 0 {
 			w.engine(b, ours, true)
 			w.idevicebackup2(b, theirs, true)
 			n0, n1 := w.devs[0].Mutate(mutate), w.devs[1].Mutate(mutate)
+			if dh != nil {
+				dh.run(b, dd)
+				if n := dh.dev.Mutate(mutate); n != n0 {
+					b.Fatalf("mutations differ: %d and %d", n0, n)
+				}
+			}
 			if n0 != n1 || n0 == 0 {
 				b.Fatalf("mutations differ: %d and %d", n0, n1)
 			}
 		}
-		var e, i measured
 		var res Result
-		if rounds%2 == 1 {
-			e, res = w.engine(b, ours, mutate == 0)
-			i = w.idevicebackup2(b, theirs, mutate == 0)
-		} else {
-			i = w.idevicebackup2(b, theirs, mutate == 0)
-			e, res = w.engine(b, ours, mutate == 0)
+		tools := []func(){
+			func() {
+				var m measured
+				m, res = w.engine(b, ours, mutate == 0)
+				eng.add(m)
+			},
+			func() { ib.add(w.idevicebackup2(b, theirs, mutate == 0)) },
 		}
-		if sent0, sent1 := w.devs[0].BackupStats(), w.devs[1].BackupStats(); sent0.FilesSent != sent1.FilesSent || sent0.LastFull != sent1.LastFull {
+		if dh != nil {
+			tools = append(tools, func() { dmn.add(dh.run(b, dd)) })
+		}
+		for i := range tools {
+			tools[(i+rounds)%len(tools)]()
+		}
+		sent0, sent1 := w.devs[0].BackupStats(), w.devs[1].BackupStats()
+		if sent0.FilesSent != sent1.FilesSent || sent0.LastFull != sent1.LastFull {
 			b.Fatalf("the tools got different backups: %+v and %+v", sent0, sent1)
 		}
-		eng.wall += e.wall
-		ib.wall += i.wall
-		eng.maxRSS = max(eng.maxRSS, e.maxRSS)
-		ib.maxRSS = max(ib.maxRSS, i.maxRSS)
-		bytes += res.Bytes
+		if dh != nil {
+			if s := dh.dev.BackupStats(); s.FilesSent != sent0.FilesSent || s.LastFull != sent0.LastFull {
+				b.Fatalf("the daemon got a different backup: %+v and %+v", s, sent0)
+			}
+		}
+		bytes, files = res.Bytes, res.Files
 		os.RemoveAll(ours)
 		os.RemoveAll(theirs)
 	}
-	n := time.Duration(rounds)
-	b.ReportMetric((eng.wall / n).Seconds(), "backupd-s")
-	b.ReportMetric((ib.wall / n).Seconds(), "idevicebackup2-s")
-	b.ReportMetric(float64(eng.wall)/float64(ib.wall), "ratio")
-	b.ReportMetric(float64(bytes)/float64(1<<20)/eng.wall.Seconds(), "backupd-MiB/s")
-	b.ReportMetric(float64(eng.maxRSS)/(1<<20), "backupd-maxrss-MiB")
-	b.ReportMetric(float64(ib.maxRSS)/(1<<20), "idevicebackup2-maxrss-MiB")
+	b.ReportMetric(float64(files), "files")
+	b.ReportMetric(float64(bytes)/(1<<20), "MiB")
+	eng.report(b, "backupd", bytes, files)
+	ib.report(b, "idevicebackup2", bytes, files)
+	dmn.report(b, "daemon", bytes, files)
+	b.ReportMetric(ratio(&eng, &ib), "ratio")
+	b.ReportMetric(ratio(&dmn, &ib), "daemon-ratio")
+	b.ReportMetric(float64(bytes)/float64(1<<20)/median(eng.wall).Seconds(), "backupd-MiB/s")
 	b.ReportMetric(disc, "sim-discard-MiB/s")
 }
 

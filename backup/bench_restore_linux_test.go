@@ -104,7 +104,7 @@ func benchRestore(b *testing.B, spec sim.FileSpec) {
 	if _, err := os.Stat(filepath.Join(theirs, w.devs[1].UDID(), "Manifest.db")); err != nil {
 		b.Fatal(err)
 	}
-	var eng, ib measured
+	var eng, ib toolFigures
 	var bytes int64
 	rounds := 0
 	for b.Loop() {
@@ -123,19 +123,17 @@ func benchRestore(b *testing.B, spec sim.FileSpec) {
 		}
 		requireRestored(b, w.devs[0], spec.Count)
 		requireRestored(b, w.devs[1], spec.Count)
-		eng.wall += e.wall
-		ib.wall += i.wall
-		eng.maxRSS = max(eng.maxRSS, e.maxRSS)
-		ib.maxRSS = max(ib.maxRSS, i.maxRSS)
-		bytes += res.Bytes
+		eng.add(e)
+		ib.add(i)
+		bytes = res.Bytes
 	}
-	n := time.Duration(rounds)
-	b.ReportMetric((eng.wall / n).Seconds(), "backupd-s")
-	b.ReportMetric((ib.wall / n).Seconds(), "idevicebackup2-s")
-	b.ReportMetric(float64(eng.wall)/float64(ib.wall), "ratio")
-	b.ReportMetric(float64(bytes)/float64(1<<20)/eng.wall.Seconds(), "backupd-MiB/s")
-	b.ReportMetric(float64(eng.maxRSS)/(1<<20), "backupd-maxrss-MiB")
-	b.ReportMetric(float64(ib.maxRSS)/(1<<20), "idevicebackup2-maxrss-MiB")
+	files := int64(spec.Count)
+	b.ReportMetric(float64(files), "files")
+	b.ReportMetric(float64(bytes)/(1<<20), "MiB")
+	eng.report(b, "backupd", bytes, files)
+	ib.report(b, "idevicebackup2", bytes, files)
+	b.ReportMetric(ratio(&eng, &ib), "ratio")
+	b.ReportMetric(float64(bytes)/float64(1<<20)/median(eng.wall).Seconds(), "backupd-MiB/s")
 }
 
 // waitPlugged waits for restarted devices to be back and unlocked.

@@ -164,7 +164,9 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 
 	pass := &passcodeState{report: t.AwaitingPasscode}
 	defer pass.end()
+	ph := newPhases(log, e.opts.Now)
 	h, err := e.prepare(runCtx, dev, cancelRun, pass, log)
+	ph.done("prepare")
 	if h != nil {
 		defer h.close(ctx, log)
 	}
@@ -195,13 +197,17 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 	if err := fs.writeFile(dev.UDID+"/Info.plist", h.info); err != nil {
 		return res, fmt.Errorf("staging: write Info.plist: %w", err)
 	}
+	ph.done("staging")
 
 	conn, err := e.mux.ConnectService(runCtx, dev, lockdown.ServiceMobileBackup2, true)
 	if err != nil {
 		return res, fmt.Errorf("mobilebackup2: %w", err)
 	}
 	s := newSession(conn, e.opts, fs, st.Dir(), t.Progress)
-	s.onFirst = pass.started
+	s.onFirst = func() {
+		ph.done("first_message")
+		pass.started()
+	}
 	s.allowThinking(e.presence(runCtx, dev), e.opts.ThinkTimeout)
 	final, serr := func() (*deviceResult, error) {
 		defer conn.Close()
@@ -209,6 +215,7 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 		if err := s.handshake(); err != nil {
 			return nil, err
 		}
+		ph.done("connect")
 		req := map[string]any{
 			"MessageName":      "Backup",
 			"TargetIdentifier": dev.UDID,
@@ -224,6 +231,7 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 			defer guess.Stop()
 		}
 		final, err := s.request(req)
+		ph.done("transfer")
 		s.disconnect()
 		return final, err
 	}()
@@ -235,6 +243,7 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 	// The device is done with us: let it go before the commit, which may
 	// take a while.
 	h.close(ctx, log)
+	ph.done("release")
 	if serr != nil {
 		if s.hostErr != nil {
 			// A full disk is often why the device gave up.
@@ -264,7 +273,9 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 	if err := flushFS(st.Dir()); err != nil {
 		log.Debug("syncfs before commit", "err", err)
 	}
+	ph.done("syncfs")
 	path, err := st.Commit(ctx)
+	ph.done("commit")
 	if err != nil {
 		if cause.Of(err) == cause.Unknown {
 			err = cause.New(cause.VerifyFailed, err)

@@ -34,16 +34,18 @@ const (
 type storeKind int
 
 const (
-	storeCreate storeKind = iota // start a new file at path
-	storeData                    // append buf
-	storeEnd                     // the file is complete: keep it
-	storeAbort                   // the file is incomplete: remove it
+	storeCreate  storeKind = iota // start a new file at path
+	storeData                     // append buf
+	storeEnd                      // the file is complete: keep it
+	storeAbort                    // the file is incomplete: remove it
+	storeHandoff                  // hand the open file to the session
 )
 
 type storeOp struct {
 	kind      storeKind
-	path, raw string // clean and as the device sent it (create)
-	buf       []byte // data
+	path, raw string        // clean and as the device sent it (create)
+	buf       []byte        // data
+	handoff   chan *newFile // handoff: where the open file (nil: none) goes
 }
 
 // uploadRound is the workers of one round.
@@ -156,6 +158,9 @@ func (r *uploadRound) work(q chan storeOp) {
 				cur.discard()
 				cur = nil
 			}
+		case storeHandoff:
+			op.handoff <- cur
+			cur = nil
 		}
 	}
 	if cur != nil {
@@ -264,13 +269,19 @@ func (s *session) uploadFiles(msg []any) error {
 }
 
 // receive reads one file of the stream and queues it for a worker. n
-// counts the bytes read; err is set when the exchange must end.
+// counts the bytes read; err is set when the exchange must end. A file
+// larger than directAfter goes on in receiveDirect.
 func (s *session) receive(fr *devicelink.FileReader, round *uploadRound, clean, raw string, limit int64) (n int64, err error) {
 	q := round.queue(clean)
 	q <- storeOp{kind: storeCreate, path: clean, raw: raw}
-	for {
+	var rerr error
+	for rerr == nil {
+		if n >= directAfter {
+			return s.receiveDirect(fr, round, q, raw, n, limit)
+		}
 		buf := <-round.free
-		m, rerr := readFull(fr, buf)
+		var m int
+		m, rerr = readFull(fr, buf)
 		n += int64(m)
 		if n > limit {
 			round.free <- buf
@@ -294,30 +305,112 @@ func (s *session) receive(fr *devicelink.FileReader, round *uploadRound, clean, 
 		} else {
 			round.free <- buf
 		}
-		var rfe *devicelink.RemoteFileError
-		switch {
-		case rerr == nil:
+		if rerr == nil {
 			s.bytesProgress(n)
-			continue
-		case rerr == io.EOF:
-		case errors.As(rerr, &rfe):
-			// An error block after content is some devices' way to end a
-			// file; without content the device could not read the file.
-			// libimobiledevice keeps the file either way, and so does the
-			// device's later MoveItems.
-			if !rfe.AfterData {
-				s.couldNotRead(s.upName, raw, rfe.Message)
-			}
-		default:
-			q <- storeOp{kind: storeAbort}
-			return n, s.ioError("UploadFiles "+raw, rerr)
 		}
-		q <- storeOp{kind: storeEnd}
-		s.files++
-		s.bytes += n
-		s.report(false)
-		return n, nil
 	}
+	if err := s.fileEnd(raw, rerr); err != nil {
+		q <- storeOp{kind: storeAbort}
+		return n, err
+	}
+	q <- storeOp{kind: storeEnd}
+	s.fileDone(n)
+	return n, nil
+}
+
+// directAfter is the size past which the rest of a file is written by
+// the goroutine that reads it. Handing each chunk to a worker overlaps
+// creations, which is what small files need, but a worker on another
+// core then copies every byte from memory rather than from the cache it
+// was just read into: for large files that doubled the system CPU per
+// byte. A file this large costs one wait for its worker's queue, little
+// beside its transfer.
+const directAfter = 1 << 20
+
+// receiveDirect reads and writes the rest of a large file, n bytes of
+// which its worker has queued: the worker writes those, then hands the
+// open file over. A failure to write keeps reading the file to its end,
+// as the workers do, so that the device hears of it at the round's end.
+func (s *session) receiveDirect(fr *devicelink.FileReader, round *uploadRound, q chan storeOp, raw string, n, limit int64) (int64, error) {
+	ch := make(chan *newFile, 1)
+	q <- storeOp{kind: storeHandoff, handoff: ch}
+	nf := <-ch // nil: the file could not be created; the round failed
+	buf := <-round.free
+	defer func() { round.free <- buf }()
+	var rerr error
+	for rerr == nil {
+		var m int
+		m, rerr = readFull(fr, buf)
+		n += int64(m)
+		if n > limit {
+			if nf != nil {
+				nf.discard()
+			}
+			return n, s.errTooMuch(raw, limit)
+		}
+		if gerr := s.disk.received(int64(m)); gerr != nil {
+			// As in receive: nothing more of this round is stored.
+			if nf != nil {
+				nf.discard()
+			}
+			round.fail(raw, gerr)
+			if rerr != nil {
+				return n, nil
+			}
+			d, err := s.drain(fr, raw, limit-n)
+			return n + d, err
+		}
+		if nf != nil && m > 0 {
+			if _, err := nf.Write(buf[:m]); err != nil {
+				nf.discard()
+				nf = nil
+				round.fail(raw, err)
+			}
+		}
+		if rerr == nil {
+			s.bytesProgress(n)
+		}
+	}
+	if err := s.fileEnd(raw, rerr); err != nil {
+		if nf != nil {
+			nf.discard()
+		}
+		return n, err
+	}
+	if nf != nil {
+		if err := nf.commit(); err != nil {
+			round.fail(raw, err)
+		}
+	}
+	s.fileDone(n)
+	return n, nil
+}
+
+// fileEnd weighs how a file's content ended: nil for its end (io.EOF, or
+// the device's error block), else the error that ends the exchange.
+func (s *session) fileEnd(raw string, rerr error) error {
+	var rfe *devicelink.RemoteFileError
+	switch {
+	case rerr == io.EOF:
+	case errors.As(rerr, &rfe):
+		// An error block after content is some devices' way to end a
+		// file; without content the device could not read the file.
+		// libimobiledevice keeps the file either way, and so does the
+		// device's later MoveItems.
+		if !rfe.AfterData {
+			s.couldNotRead(s.upName, raw, rfe.Message)
+		}
+	default:
+		return s.ioError("UploadFiles "+raw, rerr)
+	}
+	return nil
+}
+
+// fileDone counts a received file.
+func (s *session) fileDone(n int64) {
+	s.files++
+	s.bytes += n
+	s.report(false)
 }
 
 // readFull fills buf from the current file, stopping early only at the

@@ -38,12 +38,27 @@ func NewLogger(w io.Writer, format LogFormat, level string) (zerolog.Logger, err
 		// are noise.
 		f, isFile := w.(*os.File)
 		color := isFile && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime, NoColor: !color}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: consoleTime, NoColor: !color}
 	case LogJSON, "":
 	default:
 		return zerolog.Nop(), fmt.Errorf("log format %q: want console or json", format)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).Hook(msTimestamp{}), nil
+}
+
+// Log times carry milliseconds: the debug log times the phases of a
+// backup (see backup's "phase" lines), most of which take well under a
+// second. zerolog's own Timestamp formats through a package variable
+// shared by every logger of the process, so the time is added here.
+const (
+	jsonTime    = "2006-01-02T15:04:05.000Z07:00"
+	consoleTime = "2006-01-02 15:04:05.000"
+)
+
+type msTimestamp struct{}
+
+func (msTimestamp) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().Format(jsonTime))
 }
 
 func parseLevel(s string) (zerolog.Level, error) {
@@ -94,7 +109,9 @@ func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	// No time: the zerolog logger stamps every line itself (msTimestamp),
+	// and a record's time would be a second "time" field.
+	out := slog.NewRecord(time.Time{}, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redact(a))
 		return true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -104,5 +105,33 @@ func TestGoIOSLogsRouted(t *testing.T) {
 	}
 	if strings.Contains(out, hex.EncodeToString([]byte(pairRecordPlist))[:64]) {
 		t.Errorf("go-ios logged the pair record:\n%s", out)
+	}
+}
+
+// TestLogTimesHaveMilliseconds: the debug log times phases that take a
+// few milliseconds, so both formats show them.
+func TestLogTimesHaveMilliseconds(t *testing.T) {
+	msJSON := regexp.MustCompile(`"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)"`)
+	msConsole := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} `)
+	for _, tt := range []struct {
+		format LogFormat
+		want   *regexp.Regexp
+	}{{LogJSON, msJSON}, {LogConsole, msConsole}} {
+		var buf bytes.Buffer
+		zl, err := NewLogger(&buf, tt.format, "debug")
+		if err != nil {
+			t.Fatal(err)
+		}
+		derived := zl.With().Str("component", "x").Logger()
+		derived.Debug().Msg("derived")
+		SlogLogger(zl, "backup").Debug("through slog")
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if !tt.want.MatchString(line) {
+				t.Errorf("%s: no time with milliseconds in %q", tt.format, line)
+			}
+			if n := strings.Count(line, `"time":`); tt.format == LogJSON && n != 1 {
+				t.Errorf("%d time fields in %q", n, line)
+			}
+		}
 	}
 }

@@ -28,24 +28,35 @@ command -v idevicebackup2 >/dev/null 2>&1 || {
 	echo "bench-compare: idevicebackup2 is missing; run 'make deps' as root or install libimobiledevice-utils" >&2
 	exit 1
 }
-rounds=${ROUNDS:-2}
+rounds=${ROUNDS:-5}
 bench=${BENCH:-W1|W2|W3|RestoreW1|RestoreW2}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+bin=$(mktemp -d)
+trap 'rm -rf "$out" "$bin"' EXIT
 
-BACKUPD_BENCH_COMPARE=1 go test ./backup/ -run '^$' -bench "^Benchmark($bench)\$" -benchtime "${rounds}x" -timeout 60m | tee "$out"
+# The release build of backupd, for the end-to-end rows.
+go build -o "$bin/backupd" ./cmd/backupd
+BACKUPD_BENCH_COMPARE=1 BACKUPD_BENCH_DAEMON="$bin/backupd" go test ./backup/ -run '^$' -bench "^Benchmark($bench)\$" -benchtime "${rounds}x" -timeout 90m | tee "$out"
 
 echo
+echo "medians of $rounds rounds; engine: backupd's engine in a process of its own; daemon: backupd run end to end"
 awk '
 /^Benchmark/ {
 	name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
 	for (i = 3; i < NF; i += 2) v[name, $(i+1)] = $i
 	names[++n] = name
 }
+function row(m, label, t, ratio) {
+	if (v[m, t "-s"] == "") return
+	printf "%-9s %-15s %8.2f %6s %8.2f %7.2f %9.2f %9.1f %8.1f\n", m, label, v[m, t "-s"], ratio, v[m, t "-user-s"], v[m, t "-sys-s"], v[m, t "-cpu-s/GiB"], v[m, t "-cpu-us/file"], v[m, t "-maxrss-MiB"]
+}
 END {
-	printf "%-9s %11s %15s %7s %15s %22s %16s\n", "", "backupd s", "idevicebackup2 s", "ratio", "backupd RSS MiB", "idevicebackup2 RSS MiB", "sim feed MiB/s"
+	printf "%-9s %-15s %8s %6s %8s %7s %9s %9s %8s\n", "", "tool", "wall s", "ratio", "user s", "sys s", "CPU s/GiB", "CPU us/f", "RSS MiB"
 	for (i = 1; i <= n; i++) {
 		m = names[i]
-		printf "%-9s %11.2f %15.2f %7.2f %15.1f %22.1f %16.0f\n", m, v[m, "backupd-s"], v[m, "idevicebackup2-s"], v[m, "ratio"], v[m, "backupd-maxrss-MiB"], v[m, "idevicebackup2-maxrss-MiB"], v[m, "sim-discard-MiB/s"]
+		row(m, "idevicebackup2", "idevicebackup2", "")
+		row(m, "backupd engine", "backupd", sprintf("%.2f", v[m, "ratio"]))
+		row(m, "backupd run", "daemon", sprintf("%.2f", v[m, "daemon-ratio"]))
+		if (v[m, "sim-discard-MiB/s"] != "") printf "%-9s %d files, %.0f MiB; the simulator feeds a host that discards at %.0f MiB/s\n", m, v[m, "files"], v[m, "MiB"], v[m, "sim-discard-MiB/s"]
 	}
 }' "$out"

@@ -64,6 +64,7 @@ func runDaemon(ctx context.Context, a *app, format string) error {
 		return fail(exitError, "%w", err)
 	}
 	daemon.RouteGoIOSLogs(log)
+	log.Debug().Fields(memoryDefaults(os.Getenv)).Msg("memory settings")
 	if !found {
 		log.Info().Str("config", a.configPath).Msg("no configuration file; using the defaults")
 	} else {
