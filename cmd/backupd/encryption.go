@@ -74,16 +74,7 @@ printed), 130 interrupted (Ctrl-C).`,
 // setEncryption does the work of `encryption`, with the password read
 // from src.
 func setEncryption(ctx context.Context, c *client.Client, enable bool, pos []string, src passwordSource, stdout, stderr io.Writer) error {
-	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	devs, err := c.Devices(qctx)
-	cancel()
-	if errors.Is(err, client.ErrNoDaemon) {
-		return fail(exitNoDaemon, "daemon not running: it is what talks to the iPhone (start it with: backupd run, or backupd start)")
-	}
-	if err != nil {
-		return err
-	}
-	udid, name, err := pickDevice(devs, pos)
+	udid, name, err := askDevice(ctx, c, pos)
 	if err != nil {
 		return err
 	}
@@ -129,6 +120,21 @@ func setEncryption(ctx context.Context, c *client.Client, enable bool, pos []str
 	default:
 		return fail(exitError, "%s: %s", name, resp.Message)
 	}
+}
+
+// askDevice asks the daemon which phone is meant: the UDID given, or
+// the one connected.
+func askDevice(ctx context.Context, c *client.Client, pos []string) (udid, name string, err error) {
+	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	devs, err := c.Devices(qctx)
+	cancel()
+	if errors.Is(err, client.ErrNoDaemon) {
+		return "", "", fail(exitNoDaemon, "daemon not running: it is what talks to the iPhone (start it with: backupd run, or backupd start)")
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return pickDevice(devs, pos)
 }
 
 // pickDevice finds the device meant: the UDID given, or the one

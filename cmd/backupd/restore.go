@@ -132,16 +132,7 @@ type restoreInput struct {
 // to confirm and for the password, send the request and, with --wait,
 // follow it to its end.
 func restoreNow(ctx context.Context, stdout io.Writer, c *client.Client, pos []string, f restoreFlags, in restoreInput) error {
-	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	devs, err := c.Devices(qctx)
-	cancel()
-	if errors.Is(err, client.ErrNoDaemon) {
-		return fail(exitNoDaemon, "daemon not running: it is what talks to the iPhone (start it with: backupd run, or backupd start)")
-	}
-	if err != nil {
-		return err
-	}
-	udid, name, err := pickDevice(devs, pos)
+	udid, name, err := askDevice(ctx, c, pos)
 	if err != nil {
 		return err
 	}
@@ -202,7 +193,7 @@ func restoreNow(ctx context.Context, stdout io.Writer, c *client.Client, pos []s
 		defer stream.Close()
 	}
 	asked := time.Now()
-	qctx, cancel = context.WithTimeout(ctx, requestTimeout)
+	qctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	resp, err := c.Restore(qctx, udid, req)
 	cancel()
 	switch {
