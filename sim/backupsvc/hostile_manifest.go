@@ -66,7 +66,7 @@ func MakeManifestHostile(ctx context.Context, path string, mode Hostile) error {
 	if !ok {
 		return fmt.Errorf("manifest: %q is not a hostile Manifest.db mode", mode)
 	}
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", sqliteURI(path, ""))
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}

@@ -3,6 +3,8 @@ package backupsvc
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/backupd/backupd/sim/fileset"
@@ -18,7 +20,7 @@ func TestMakeManifestHostile(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, tt := range []struct {
-		name  string // no "#01": buildManifestDB's "file:" URI ends at '#'
+		name  string
 		mode  Hostile
 		query string
 		want  int64
@@ -35,7 +37,7 @@ func TestMakeManifestHostile(t *testing.T) {
 			if err := MakeManifestHostile(ctx, path, tt.mode); err != nil {
 				t.Fatal(err)
 			}
-			db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+			db, err := sql.Open("sqlite", sqliteURI(path, "mode=ro"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,5 +53,38 @@ func TestMakeManifestHostile(t *testing.T) {
 	}
 	if err := MakeManifestHostile(ctx, "unused", HostileDotDot); err == nil {
 		t.Fatal("dotdot made a hostile Manifest.db")
+	}
+}
+
+// TestManifestInOddFolder: the simulator's Manifest.db is written and read
+// in a folder whose name holds the characters that end a path in a SQLite
+// URI, as a person's TMPDIR or a test's name may.
+func TestManifestInOddFolder(t *testing.T) {
+	set, err := fileset.New(fileset.Spec{Seed: 3, Files: 10, MaxSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"a#01", "b?x=1", "c%20d"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), name)
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path, err := buildManifestDB(ctx, dir, set.Files(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if filepath.Dir(path) != dir {
+				t.Fatalf("written to %s, want it in %s", path, dir)
+			}
+			got, err := readManifestDB(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				t.Fatal("read back no files")
+			}
+		})
 	}
 }

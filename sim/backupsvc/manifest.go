@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -109,7 +111,7 @@ func buildManifestDB(ctx context.Context, dir string, files, dirs []fileset.File
 			os.Remove(path)
 		}
 	}()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", sqliteURI(path, ""))
 	if err != nil {
 		return "", fmt.Errorf("manifest: %w", err)
 	}
@@ -165,7 +167,7 @@ func buildManifestDB(ctx context.Context, dir string, files, dirs []fileset.File
 
 // readManifestDB reads the host's copy of Manifest.db.
 func readManifestDB(ctx context.Context, path string) (map[string]hostEntry, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite", sqliteURI(path, "mode=ro"))
 	if err != nil {
 		return nil, err
 	}
@@ -274,4 +276,14 @@ func newUUID() string {
 	b[6] = b[6]&0x0F | 0x40
 	b[8] = b[8]&0x3F | 0x80
 	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
+}
+
+// sqliteURI names the database at path for SQLite, escaped: a '#' or '?'
+// in a folder's name would otherwise end the path.
+func sqliteURI(path, query string) string {
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // C:/... on Windows
+	}
+	return (&url.URL{Scheme: "file", Path: p, RawQuery: query}).String()
 }
