@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,18 +65,23 @@ func BenchmarkLargePhone(b *testing.B) {
 	// transfer: a million rows take it longer than the default stall
 	// timeout on a loaded machine.
 	b.Setenv("BENCH_STALL", "15m")
+	logs := b.TempDir()
 	for b.Loop() {
 		dir := b.TempDir()
+		b.Setenv(benchLogEnv, filepath.Join(logs, "full.log"))
 		full, res := w.engine(b, dir, true)
 		report(b, "full", full, res.Files)
+		printPhases(b, filepath.Join(logs, "full.log"))
 		changed := devs[0].Mutate(0.001)
+		b.Setenv(benchLogEnv, filepath.Join(logs, "incremental.log"))
 		incr, res := w.engine(b, dir, false)
 		report(b, "incremental", incr, res.Files)
+		printPhases(b, filepath.Join(logs, "incremental.log"))
 		if res.Files != int64(changed) {
 			b.Logf("incremental: %d files received, %d changed", res.Files, changed)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), benchChildEnv+"="+w.sim.Address(), "BENCH_UDID="+devs[0].UDID(), "BENCH_DIR="+dir, benchVerifyEnv+"=1")
+		cmd.Env = append(os.Environ(), benchChildEnv+"="+w.sim.Address(), "BENCH_UDID="+devs[0].UDID(), "BENCH_DIR="+dir, benchVerifyEnv+"=1", benchLogEnv+"=")
 		m := runMeasured(b, cmd)
 		var vr childResult
 		if err := json.Unmarshal([]byte(m.out), &vr); err != nil || vr.Err != "" {
@@ -86,6 +93,24 @@ func BenchmarkLargePhone(b *testing.B) {
 			b.ReportMetric(float64(st.Size())/(1<<20), "manifest-MiB")
 		}
 		os.RemoveAll(dir)
+	}
+}
+
+// printPhases prints a backup's steps and their times from its debug
+// log (the "backup phase" lines of phases.go), and what else it said
+// above debug level, such as the engine waiting on a quiet phone.
+func printPhases(b *testing.B, path string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		_, msg, ok := strings.Cut(line, " msg=")
+		if ok && (strings.Contains(line, "level=DEBUG msg=\"backup phase\"") || !strings.Contains(line, "level=DEBUG")) {
+			fields := strings.Fields(msg)
+			fields = slices.DeleteFunc(fields, func(f string) bool { return strings.HasPrefix(f, "udid=") })
+			fmt.Fprintf(os.Stderr, "    %s\n", strings.Join(fields, " "))
+		}
 	}
 }
 

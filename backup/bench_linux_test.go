@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -94,7 +95,13 @@ func benchChild() int {
 			dev = d
 		}
 	}
-	r, err := repo.Open(os.Getenv("BENCH_DIR"), repo.Options{KeepLast: 1})
+	log, closeLog, err := benchLogger()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer closeLog()
+	r, err := repo.Open(os.Getenv("BENCH_DIR"), repo.Options{KeepLast: 1, Logger: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -106,7 +113,7 @@ func benchChild() int {
 	if os.Getenv(benchVerifyEnv) == "1" {
 		return verifyChild(r)
 	}
-	var opts Options
+	opts := Options{Logger: log}
 	// The large phone's simulator takes minutes to build a Manifest.db
 	// of a million rows, silent meanwhile (bench_large_linux_test.go).
 	if d, err := time.ParseDuration(os.Getenv("BENCH_STALL")); err == nil {
@@ -124,6 +131,23 @@ func benchChild() int {
 		return 1
 	}
 	return 0
+}
+
+// benchLogEnv names a file for the child's debug log (its "backup
+// phase" lines say where a backup's time went); without it the child
+// logs nothing, as logging would cost the measured run.
+const benchLogEnv = "BENCH_LOG"
+
+func benchLogger() (*slog.Logger, func(), error) {
+	path := os.Getenv(benchLogEnv)
+	if path == "" {
+		return slog.New(slog.DiscardHandler), func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})), func() { f.Close() }, nil
 }
 
 // measured is one child process's run.

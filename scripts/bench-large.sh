@@ -4,7 +4,8 @@
 # 1 000 000) of 1-16 bytes: a full backup, an incremental after 0.1% of
 # the files changed, and a verify of the result, each by backupd's engine
 # in a process of its own. Prints per phase the wall time, CPU (user +
-# sys) and peak RSS. Part of `make bench`; takes some minutes and a
+# sys) and peak RSS, and each backup's "backup phase" lines (where its
+# time went). Part of `make bench`; takes some minutes and a
 # million inodes in TMPDIR.
 #
 #   FILES=200000 scripts/bench-large.sh     a smaller phone
