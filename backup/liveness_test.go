@@ -237,3 +237,38 @@ func TestRestoreDeadLinkStillStalls(t *testing.T) {
 		})
 	}
 }
+
+// TestRestorePhases: in a restore a silence is allowed before the first
+// download, after the downloads of the manifest (no data file asked for
+// yet) and after the last data file; between two batches of files, or
+// after any other message once files flow, it is a stall.
+func TestRestorePhases(t *testing.T) {
+	tests := []struct {
+		name       string
+		msg        string
+		downloaded bool
+		asked      int
+		want       thinkPhase
+	}{
+		{"before any download", devicelink.MsgGetFreeDiskSpace, false, 0, preparing},
+		{"after the manifest", devicelink.MsgDownloadFiles, true, 0, restoring},
+		{"between batches", devicelink.MsgDownloadFiles, true, 5, busy},
+		{"after the last file", devicelink.MsgDownloadFiles, true, 10, restoring},
+		{"other message once files flow", devicelink.MsgContentsOfDir, true, 5, busy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &restoreFS{prefix: "src/", dataFiles: 10, asked: tc.asked}
+			if got := restorePhaseAfter(tc.msg, tc.downloaded, src.slowAfterDownload()); got != tc.want {
+				t.Errorf("phase %v, want %v", got, tc.want)
+			}
+		})
+	}
+	src := &restoreFS{prefix: "src/"}
+	for _, p := range []string{"src/Status.plist", "src/Manifest.db", "/src/ab/abcdef", "src/zz/x", "other/ab/x"} {
+		src.note(p)
+	}
+	if src.asked != 1 {
+		t.Errorf("counted %d data files asked for, want 1", src.asked)
+	}
+}
