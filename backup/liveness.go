@@ -13,7 +13,9 @@ import (
 // they wait for their passcode or prepare the snapshot, while they scan
 // before the first upload, while they process a Manifest.db they
 // downloaded, and while they build and re-download the manifest at the
-// end. libimobiledevice waits forever. backupd tells such a phone from a
+// end. In a restore they do so before their first message, after they
+// downloaded the manifest and before the first file, and after the last
+// file while they apply the restore. libimobiledevice waits forever. backupd tells such a phone from a
 // dead link: a silence is a stall unless
 //
 //   - it falls between two messages (a device writes a message in one go:
@@ -45,6 +47,10 @@ const (
 	// finishing: after an upload round, which may have been the last:
 	// the phone builds Manifest.db or re-downloads the manifest.
 	finishing
+	// restoring: in a restore, after the phone downloaded the backup's
+	// manifest and before its first file request, or after the last
+	// file, when it applies the restore.
+	restoring
 )
 
 func (p thinkPhase) String() string {
@@ -57,6 +63,8 @@ func (p thinkPhase) String() string {
 		return "after a download (reading what it got)"
 	case finishing:
 		return "after an upload (building or re-reading its manifest)"
+	case restoring:
+		return "after a download (reading the backup's manifest, or applying the restore after the last file)"
 	}
 	return "in the middle of the exchange"
 }
@@ -71,6 +79,23 @@ func phaseAfter(name string, uploaded bool) thinkPhase {
 		return finishing
 	case !uploaded:
 		return scanning
+	}
+	return busy
+}
+
+// restorePhaseAfter is phaseAfter for a restore, where the phone pulls
+// and never uploads: it thinks before its first download whatever it
+// asked, after the downloads before its first data file (reading the
+// manifest), and after the last data file (applying the restore).
+// Between two batches of files a silence is a stall.
+func restorePhaseAfter(name string, downloaded, slow bool) thinkPhase {
+	switch {
+	case name == devicelink.MsgDownloadFiles && slow:
+		return restoring
+	case name == devicelink.MsgDownloadFiles:
+		return busy
+	case !downloaded:
+		return preparing
 	}
 	return busy
 }
@@ -164,7 +189,7 @@ func (s *session) await(p thinkPhase) {
 }
 
 // allowThinking lets the phone go quiet at the slow points of a backup
-// for up to limit, while present says it is attached.
+// or a restore for up to limit, while present says it is attached.
 func (s *session) allowThinking(present func() bool, limit time.Duration) {
 	s.link.think = &thinker{present: present, limit: limit, onThink: func(quiet time.Duration) {
 		if t := s.link.think; !t.told {

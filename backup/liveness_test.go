@@ -151,3 +151,124 @@ func TestThinkerNeedsPresence(t *testing.T) {
 		}
 	})
 }
+
+// TestThinkingPhoneRestores (issue #13): real iPhones are silent for
+// minutes in a restore too, before their first message, before their
+// first file request and after the last file while they apply it. A
+// phone silent 2.5 times the stall timeout at each of those points gets
+// every file, and the progress says when it thinks.
+func TestThinkingPhoneRestores(t *testing.T) {
+	pause := thinkStall * 5 / 2
+	r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 30}}, thinkOptions(t))
+	r.mustBackup(Target{})
+	r.dev.SetFaults(sim.Faults{ThinkPause: pause})
+	pin, err := r.repo.Pin(r.dev.UDID(), "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Release()
+	var thinking, awake atomic.Int32
+	start := time.Now()
+	res, err := r.eng.Restore(testCtx(t), r.device(), RestoreTarget{
+		Source: FromPin(r.repo, pin), Options: restoreOpts(),
+		Progress: func(p Progress) {
+			if p.Thinking {
+				thinking.Add(1)
+			} else {
+				awake.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("restore: %v (%+v)", err, res)
+	}
+	requireIntact(t, r.dev, 30)
+	if took := time.Since(start); took < 3*pause {
+		t.Fatalf("the restore took %v: the phone did not pause (%v each)", took, pause)
+	}
+	if thinking.Load() == 0 || awake.Load() == 0 {
+		t.Errorf("progress reports: %d thinking, %d not; want both", thinking.Load(), awake.Load())
+	}
+}
+
+// TestRestoreDeadLinkStillStalls: in a restore as in a backup, a phone
+// that goes away while silent is disconnected at once, one still listed
+// and silent past ThinkTimeout is stalled.
+func TestRestoreDeadLinkStillStalls(t *testing.T) {
+	tests := []struct {
+		name   string
+		think  time.Duration
+		unplug bool
+		want   cause.Code
+		within time.Duration
+	}{
+		{name: "unplugged while thinking", unplug: true, want: cause.Disconnected, within: 2 * time.Second},
+		{name: "thinks past think_timeout", think: time.Second, want: cause.Stalled, within: 3 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := thinkOptions(t)
+			opts.ThinkTimeout = tc.think
+			r := newRig(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 10}}, opts)
+			r.mustBackup(Target{})
+			r.dev.SetFaults(sim.Faults{ThinkPause: time.Minute})
+			pin, err := r.repo.Pin(r.dev.UDID(), "latest")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pin.Release()
+			if tc.unplug {
+				go func() {
+					time.Sleep(3 * thinkStall)
+					r.dev.Unplug()
+				}()
+			}
+			start := time.Now()
+			res, err := r.eng.Restore(testCtx(t), r.device(), RestoreTarget{Source: FromPin(r.repo, pin), Options: restoreOpts()})
+			took := time.Since(start)
+			if err == nil || res.Cause != tc.want {
+				t.Fatalf("restore: %v (cause %s), want %s", err, res.Cause, tc.want)
+			}
+			if took > tc.within {
+				t.Errorf("took %v to end, want at most %v", took, tc.within)
+			}
+			t.Logf("ended in %v: %v", took, err)
+		})
+	}
+}
+
+// TestRestorePhases: in a restore a silence is allowed before the first
+// download, after the downloads of the manifest (no data file asked for
+// yet) and after the last data file; between two batches of files, or
+// after any other message once files flow, it is a stall.
+func TestRestorePhases(t *testing.T) {
+	tests := []struct {
+		name       string
+		msg        string
+		downloaded bool
+		asked      int
+		want       thinkPhase
+	}{
+		{"before any download", devicelink.MsgGetFreeDiskSpace, false, 0, preparing},
+		{"after the manifest", devicelink.MsgDownloadFiles, true, 0, restoring},
+		{"between batches", devicelink.MsgDownloadFiles, true, 5, busy},
+		{"after the last file", devicelink.MsgDownloadFiles, true, 10, restoring},
+		{"other message once files flow", devicelink.MsgContentsOfDir, true, 5, busy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &restoreFS{prefix: "src/", dataFiles: 10, asked: tc.asked}
+			if got := restorePhaseAfter(tc.msg, tc.downloaded, src.slowAfterDownload()); got != tc.want {
+				t.Errorf("phase %v, want %v", got, tc.want)
+			}
+		})
+	}
+	src := &restoreFS{prefix: "src/"}
+	for _, p := range []string{"src/Status.plist", "src/Manifest.db", "/src/ab/abcdef", "src/zz/x", "other/ab/x"} {
+		src.note(p)
+	}
+	if src.asked != 1 {
+		t.Errorf("counted %d data files asked for, want 1", src.asked)
+	}
+}

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -221,8 +222,15 @@ func (e *Engine) Restore(ctx context.Context, dev usbmux.Device, t RestoreTarget
 		return res, fmt.Errorf("mobilebackup2: %w", err)
 	}
 	s := newSession(conn, e.opts, nil, t.Source.Dir(), t.Progress)
-	s.src = &restoreFS{root: root, prefix: t.Source.UDID() + "/"}
+	data, err := countDataFiles(root)
+	if err != nil {
+		return res, cause.New(cause.BackupIncomplete, fmt.Errorf("list the backup: %w", err))
+	}
+	s.src = &restoreFS{root: root, prefix: t.Source.UDID() + "/", dataFiles: data}
 	s.onFirst = pass.started
+	// Phones think for minutes in a restore too: while they prepare,
+	// before the first file, and while they apply it after the last.
+	s.allowThinking(e.presence(runCtx, dev), e.opts.ThinkTimeout)
 	final, serr := func() (*deviceResult, error) {
 		defer conn.Close()
 		defer s.watch(runCtx)()
@@ -454,6 +462,55 @@ func removeRestoreApps(ctx context.Context, h *helpers, log interface{ Debug(str
 type restoreFS struct {
 	root   *os.Root
 	prefix string // "<source>/"
+	// dataFiles is how many data files (xx/<fileID>) the backup holds,
+	// asked how many of them the phone has asked for: the silence after
+	// a download is slow only before the first (the phone reads the
+	// manifest) and after the last (it applies the restore).
+	dataFiles, asked int
+}
+
+// countDataFiles counts the backup's xx/<fileID> files.
+func countDataFiles(root *os.Root) (int, error) {
+	top, err := fs.ReadDir(root.FS(), ".")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range top {
+		if !d.IsDir() || !isShardDir(d.Name()) {
+			continue
+		}
+		files, err := fs.ReadDir(root.FS(), d.Name())
+		if err != nil {
+			return 0, err
+		}
+		n += len(files)
+	}
+	return n, nil
+}
+
+// isShardDir: name is one of the 256 two-hex-digit directories of data
+// files.
+func isShardDir(name string) bool {
+	if len(name) != 2 {
+		return false
+	}
+	_, err := hex.DecodeString(name)
+	return err == nil
+}
+
+// note counts a path the phone asked for if it names a data file.
+func (r *restoreFS) note(p string) {
+	rel, ok := strings.CutPrefix(strings.TrimLeft(p, "/"), r.prefix)
+	if dir, _, found := strings.Cut(rel, "/"); ok && found && isShardDir(dir) {
+		r.asked++
+	}
+}
+
+// slowAfterDownload: the silence after this download is one where real
+// phones think.
+func (r *restoreFS) slowAfterDownload() bool {
+	return r.asked == 0 || r.asked >= r.dataFiles
 }
 
 // path maps a path the phone named to one under root, or refuses it. A
@@ -516,6 +573,7 @@ func (s *session) restoreDownload(msg []any) error {
 	errs := map[string]devicelink.FileError{}
 	var refused error
 	for _, p := range paths {
+		s.src.note(p)
 		code, text, err := s.restoreSend(p)
 		if err != nil {
 			var esc *EscapeError

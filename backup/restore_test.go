@@ -329,7 +329,9 @@ func TestRestoreRefusesChanges(t *testing.T) {
 // TestRestoreFaults: each refusal and failure gives its cause before or
 // during the restore, and no backup on disk changes by a byte.
 func TestRestoreFaults(t *testing.T) {
-	short := func(o *Options) { o.StallTimeout = time.Second }
+	// The stall fault strikes after the phone asked for its last file,
+	// where phones may think: think_timeout bounds that silence.
+	short := func(o *Options) { o.StallTimeout, o.ThinkTimeout = time.Second, 2*time.Second }
 	cases := []restoreFault{
 		{name: "Find My on (211)", setup: func(r *rig) RestoreSource { r.dev.SetFindMy(true); return nil },
 			want: cause.FindMyEnabled, deviceCode: 211, reached: true},

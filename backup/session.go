@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -162,7 +163,7 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 	}
 	s.link.setTimeout(s.opts.FirstMessageTimeout)
 	s.await(preparing)
-	first, uploaded := true, false
+	first, uploaded, downloaded := true, false, false
 	for s.final == nil {
 		before := s.link.nread
 		name, msg, err := s.dl.ReadMessage()
@@ -178,8 +179,8 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 			}
 			if first && isTimeout(err) && s.link.aborted() == nil {
 				return nil, cause.New(cause.Stalled, fmt.Errorf(
-					"the iPhone sent nothing for %v after the backup request (since iOS 16.1 it waits for its passcode first): %w",
-					s.opts.FirstMessageTimeout, err))
+					"the iPhone sent nothing for %v after the %s request (since iOS 16.1 it waits for its passcode first): %w",
+					s.opts.FirstMessageTimeout, strings.ToLower(fmt.Sprint(req[devicelink.KeyMessageName])), err))
 			}
 			return nil, s.ioError("waiting for the device", err)
 		}
@@ -198,8 +199,13 @@ func (s *session) request(req map[string]any) (*deviceResult, error) {
 		if done {
 			break
 		}
-		uploaded = uploaded || name == devicelink.MsgUploadFiles
-		s.await(phaseAfter(name, uploaded))
+		if s.src != nil {
+			downloaded = downloaded || name == devicelink.MsgDownloadFiles
+			s.await(restorePhaseAfter(name, downloaded, s.src.slowAfterDownload()))
+		} else {
+			uploaded = uploaded || name == devicelink.MsgUploadFiles
+			s.await(phaseAfter(name, uploaded))
+		}
 	}
 	if s.final == nil {
 		return nil, cause.New(cause.Disconnected, errDeviceDisconnect)

@@ -72,3 +72,20 @@ func TestUnreadableFilesKept(t *testing.T) {
 		t.Error("the failed backup changed the last good one")
 	}
 }
+
+// TestUnreadableFilesNotCounted: a file the iPhone could not read (an
+// error block alone) is not a file received: Result.Files is that of the
+// same backup without the fault, less the unreadable ones.
+func TestUnreadableFilesNotCounted(t *testing.T) {
+	cfg := sim.DeviceConfig{Files: sim.FileSpec{Count: 30}}
+	whole := newRig(t, cfg, testOptions(t)).mustBackup(Target{ForceFull: true})
+	r := newRig(t, cfg, testOptions(t))
+	r.dev.SetFaults(sim.Faults{UnreadableFiles: 2})
+	res, err := r.run(Target{Repo: r.target, ForceFull: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UnreadableCount != 2 || res.Files != whole.Files-2 {
+		t.Fatalf("files %d with %d unreadable, want %d (%d without the fault, less 2)", res.Files, res.UnreadableCount, whole.Files-2, whole.Files)
+	}
+}

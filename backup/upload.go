@@ -309,12 +309,13 @@ func (s *session) receive(fr *devicelink.FileReader, round *uploadRound, clean, 
 			s.bytesProgress(n)
 		}
 	}
-	if err := s.fileEnd(raw, rerr); err != nil {
+	read, err := s.fileEnd(raw, rerr)
+	if err != nil {
 		q <- storeOp{kind: storeAbort}
 		return n, err
 	}
 	q <- storeOp{kind: storeEnd}
-	s.fileDone(n)
+	s.fileDone(n, read)
 	return n, nil
 }
 
@@ -371,7 +372,8 @@ func (s *session) receiveDirect(fr *devicelink.FileReader, round *uploadRound, q
 			s.bytesProgress(n)
 		}
 	}
-	if err := s.fileEnd(raw, rerr); err != nil {
+	read, err := s.fileEnd(raw, rerr)
+	if err != nil {
 		if nf != nil {
 			nf.discard()
 		}
@@ -382,13 +384,14 @@ func (s *session) receiveDirect(fr *devicelink.FileReader, round *uploadRound, q
 			round.fail(raw, err)
 		}
 	}
-	s.fileDone(n)
+	s.fileDone(n, read)
 	return n, nil
 }
 
 // fileEnd weighs how a file's content ended: nil for its end (io.EOF, or
-// the device's error block), else the error that ends the exchange.
-func (s *session) fileEnd(raw string, rerr error) error {
+// the device's error block), else the error that ends the exchange. read
+// is false for a file the device could not read (an error block alone).
+func (s *session) fileEnd(raw string, rerr error) (read bool, err error) {
 	var rfe *devicelink.RemoteFileError
 	switch {
 	case rerr == io.EOF:
@@ -399,16 +402,20 @@ func (s *session) fileEnd(raw string, rerr error) error {
 		// device's later MoveItems.
 		if !rfe.AfterData {
 			s.couldNotRead(s.upName, raw, rfe.Message)
+			return false, nil
 		}
 	default:
-		return s.ioError("UploadFiles "+raw, rerr)
+		return false, s.ioError("UploadFiles "+raw, rerr)
 	}
-	return nil
+	return true, nil
 }
 
-// fileDone counts a received file.
-func (s *session) fileDone(n int64) {
-	s.files++
+// fileDone counts a file that ended; one the device could not read
+// (read false) is not a file received.
+func (s *session) fileDone(n int64, read bool) {
+	if read {
+		s.files++
+	}
 	s.bytes += n
 	s.report(false)
 }

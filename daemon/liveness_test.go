@@ -52,3 +52,39 @@ func TestThinkTimeoutHonoured(t *testing.T) {
 		t.Errorf("a phone silent past think_timeout (1s) failed after %v", took)
 	}
 }
+
+// TestThinkingShownInView (issue #13): while the phone thinks, the
+// device's view says since when (progress.thinking_since), so that
+// status and the web page can tell a person not to unplug it; once it
+// sends again the field is gone.
+func TestThinkingShownInView(t *testing.T) {
+	t.Parallel()
+	stall, pause := 300*time.Millisecond, 1500*time.Millisecond
+	s, devs := simtest.StartT(t, sim.DeviceConfig{Files: sim.FileSpec{Count: 30},
+		Faults: sim.Faults{ThinkPause: pause}})
+	cfg := testConfig(t, s)
+	cfg.Backup.StallTimeout = Duration(stall)
+	cfg.Backup.FirstMessageTimeout = Duration(stall)
+	r := start(t, cfg, Options{})
+	var thinking, sending bool
+	deadline := time.Now().Add(30 * time.Second)
+	for !(thinking && sending) && time.Now().Before(deadline) {
+		d, err := r.c.Device(ctxT(t), devs[0].UDID())
+		if p := d.Progress; err == nil && p != nil {
+			switch {
+			case !p.ThinkingSince.IsZero():
+				if quiet := time.Since(p.ThinkingSince); quiet < 0 || quiet > pause+5*time.Second {
+					t.Fatalf("thinking since %v, %v ago: not this silence", p.ThinkingSince, quiet)
+				}
+				thinking = true
+			case thinking && p.Files > 0:
+				sending = true
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !thinking || !sending {
+		t.Fatalf("the view showed the phone thinking: %v, then sending without it: %v", thinking, sending)
+	}
+	waitRuns(t, r.c, devs[0].UDID(), 1, 30*time.Second)
+}

@@ -20,6 +20,9 @@ type progressReporter struct {
 	// state is what the events say the device does: backing_up when
 	// empty, restoring for a restore.
 	state api.State
+	// thinkingSince is when the engine last reported the phone thinking
+	// after it had not; zero while the phone sends.
+	thinkingSince time.Time
 }
 
 // progressEvery throttles progress events; the engine reports up to ten
@@ -29,11 +32,19 @@ const progressEvery = 250 * time.Millisecond
 
 func (r *progressReporter) report(p backup.Progress) {
 	now := r.a.d.now()
-	if now.Sub(r.last) < progressEvery && p.Percent < 100 {
+	// A phone that starts or stops thinking is news however soon.
+	changed := p.Thinking == r.thinkingSince.IsZero()
+	if changed {
+		r.thinkingSince = time.Time{}
+		if p.Thinking {
+			r.thinkingSince = now
+		}
+	}
+	if now.Sub(r.last) < progressEvery && p.Percent < 100 && !changed {
 		return
 	}
 	r.last = now
-	ap := &api.Progress{Percent: p.Percent, Bytes: p.Bytes, Files: p.Files, Started: r.started}
+	ap := &api.Progress{Percent: p.Percent, Bytes: p.Bytes, Files: p.Files, Started: r.started, ThinkingSince: r.thinkingSince}
 	if el := now.Sub(r.started).Seconds(); el > 0 {
 		ap.BytesPerSecond = float64(p.Bytes) / el
 		// The device's percentage covers the whole backup, so it is the

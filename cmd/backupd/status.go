@@ -264,7 +264,7 @@ func statusLine(d deviceEntry, now time.Time) string {
 		}
 		b.WriteString(what)
 		if p := d.Progress; p != nil {
-			b.WriteString(" " + progressBar(p))
+			b.WriteString(" " + progressBar(p) + thinkingNote(p, now))
 		}
 	case d.Connected && d.State != api.StateSucceeded && d.State != api.StateFailed && d.State != api.StateSkipped:
 		fmt.Fprintf(&b, "; now %s", strings.ReplaceAll(string(d.State), "_", " "))
@@ -290,6 +290,19 @@ func statusLine(d deviceEntry, now time.Time) string {
 		fmt.Fprintf(&b, "; %s", tr.Text)
 	}
 	return b.String()
+}
+
+// thinkingNote says in plain words that a bar that does not move is a
+// phone at work, so that nobody unplugs it.
+func thinkingNote(p *api.Progress, now time.Time) string {
+	if p.ThinkingSince.IsZero() {
+		return ""
+	}
+	quiet := "less than a minute"
+	if d := now.Sub(p.ThinkingSince).Truncate(time.Minute); d > 0 {
+		quiet = strings.TrimSuffix(d.String(), "0s")
+	}
+	return fmt.Sprintf("; the iPhone is preparing its data (quiet for %s; this is normal, keep it connected)", quiet)
 }
 
 // age says how long ago, roughly.

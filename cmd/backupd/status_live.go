@@ -101,7 +101,7 @@ func liveLines(rep statusReport, now time.Time) []string {
 		d := &rep.Devices[i]
 		bar := ""
 		if (d.State == api.StateBackingUp || d.State == api.StateRestoring) && d.Progress != nil {
-			bar = "    " + progressBar(d.Progress)
+			bar = "    " + progressBar(d.Progress) + thinkingNote(d.Progress, now)
 			d.Progress = nil
 		}
 		bars = append(bars, bar)

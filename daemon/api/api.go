@@ -103,6 +103,11 @@ type Progress struct {
 	ETASeconds float64 `json:"eta_seconds,omitempty"`
 	// Started is when the backup started.
 	Started time.Time `json:"started,omitzero"`
+	// ThinkingSince, when set, is since when the phone has been quiet at
+	// a point where real iPhones think for minutes (preparing its data,
+	// reading a manifest, applying a restore): normal, and the phone
+	// must stay connected. Zero while it sends.
+	ThinkingSince time.Time `json:"thinking_since,omitzero"`
 }
 
 // Run is one backup attempt, or one decision not to make one.

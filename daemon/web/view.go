@@ -31,6 +31,9 @@ type progressView struct {
 	Text    string // "42% · 1.2 GiB, 3,410 files"
 	Rate    string
 	ETA     string
+	// Thinking, when set, says the phone is quiet at a point where real
+	// iPhones think, so that nobody unplugs it.
+	Thinking string
 }
 
 // problem is a cause in words, with its fix.
@@ -139,6 +142,10 @@ func progressOf(p *api.Progress) *progressView {
 	}
 	if p.ETASeconds > 0 {
 		v.ETA = roughly(time.Duration(p.ETASeconds*float64(time.Second))) + " left"
+	}
+	if !p.ThinkingSince.IsZero() {
+		v.Thinking = "The iPhone is preparing its data (quiet since " + p.ThinkingSince.Local().Format("15:04") +
+			"). This is normal: keep it connected."
 	}
 	return v
 }

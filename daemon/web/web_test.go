@@ -673,3 +673,18 @@ type downAPI struct{ API }
 func (downAPI) Health(context.Context) (api.Health, error) {
 	return api.Health{}, fmt.Errorf("%w (no answer on /x): %w", client.ErrNoDaemon, errors.New("connection refused"))
 }
+
+// TestOverviewThinking: a phone quiet at a point where iPhones think is
+// said to be preparing its data, so that nobody unplugs it; a phone that
+// sends is not.
+func TestOverviewThinking(t *testing.T) {
+	f := newFakeAPI()
+	s := newTestServer(t, f, nil)
+	const words = "The iPhone is preparing its data (quiet since "
+	if body := serve(s, req{method: "GET", path: "/"}).Body.String(); strings.Contains(body, words) {
+		t.Fatal("a phone that sends is said to be thinking")
+	}
+	f.devs[0].Progress.ThinkingSince = now.Add(-4 * time.Minute)
+	body := serve(s, req{method: "GET", path: "/"}).Body.String()
+	mustContain(t, "the overview", body, `<p class="thinking">`+words+now.Add(-4*time.Minute).Local().Format("15:04")+"). This is normal: keep it connected.</p>")
+}

@@ -238,8 +238,9 @@ type Faults struct {
 	// ThinkPause is a silence the device keeps at each point where real
 	// iPhones think for minutes: before its first message, after it
 	// downloaded the host's Manifest.db, before its first upload, before
-	// it uploads Manifest.db, and after its end-of-backup re-download.
-	// 0 is off.
+	// it uploads Manifest.db, and after its end-of-backup re-download;
+	// in a restore, before its first message, before its first file
+	// request and after its last file (applying the restore). 0 is off.
 	ThinkPause time.Duration
 	// EndRedownload makes the device download Status.plist,
 	// Manifest.plist and Manifest.db again at the end of the backup,

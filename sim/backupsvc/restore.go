@@ -328,7 +328,13 @@ func (r *restoreRun) run() (int, string, error) {
 	if err := r.enter(StepRestoreFiles); err != nil {
 		return 0, "", err
 	}
+	if err := r.wait(r.cfg.Faults.ThinkPause); err != nil { // preparing to write
+		return 0, "", err
+	}
 	if err := r.files(held); err != nil {
+		return 0, "", err
+	}
+	if err := r.wait(r.cfg.Faults.ThinkPause); err != nil { // applying the restore
 		return 0, "", err
 	}
 
@@ -365,7 +371,7 @@ func (r *restoreRun) check() (int, string, error) {
 			return CodePasscodeNotEntered, "The passcode was not entered on the device in time to restore it", nil
 		}
 	}
-	if err := r.wait(f.FirstMessageDelay); err != nil {
+	if err := r.wait(f.FirstMessageDelay + f.ThinkPause); err != nil {
 		return 0, "", err
 	}
 	r.st.mu.Lock()

@@ -111,6 +111,8 @@
     var eta = card.querySelector('.eta');
     // No estimate (too early, or done): no time left shown, not a stale one.
     if (eta) { eta.textContent = p.eta_seconds > 0 ? ' · ' + roughly(p.eta_seconds) + ' left' : ''; }
+    // The phone started or stopped thinking: the server words it.
+    if (!!p.thinking_since !== !!card.querySelector('.thinking')) { soon(); }
   }
 
   // stale says doctor's checks, which ran when the page was drawn, may
