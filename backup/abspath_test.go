@@ -20,18 +20,6 @@ import (
 // absolute path), nor climbs out with "..", nor follows a symlink out.
 func TestAbsoluteDevicePaths(t *testing.T) {
 	type check func(t *testing.T, h *harness, r reply)
-	ok := func(t *testing.T, r reply) {
-		t.Helper()
-		if r.hostErr != nil || r.stErr != nil || r.st.Code != 0 {
-			t.Fatalf("host %v, device read %v, status %+v", r.hostErr, r.stErr, r.st)
-		}
-	}
-	refused := func(t *testing.T, r reply) {
-		t.Helper()
-		if !isHostile(r.hostErr) {
-			t.Fatalf("host error %v, want a refusal as hostile", r.hostErr)
-		}
-	}
 	has := func(t *testing.T, h *harness, rel, want string) {
 		t.Helper()
 		if got, err := h.read(rel); err != nil || got != want {
@@ -55,7 +43,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 			name: "CreateDirectory maps under the root",
 			msg:  func(h *harness) []any { return []any{devicelink.MsgCreateDirectory, "/.b/6/U/Snapshot"} },
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if fi, err := os.Stat(filepath.Join(h.stage, ".b", "6", "U", "Snapshot")); err != nil || !fi.IsDir() {
 					t.Fatalf("not created under the root: %v", err)
 				}
@@ -65,7 +53,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 			name: "CreateDirectory of a host path stays inside",
 			msg:  func(h *harness) []any { return []any{devicelink.MsgCreateDirectory, sentinel(h) + "/made"} },
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if fi, err := os.Stat(filepath.Join(h.stage, filepath.FromSlash(sentinel(h)), "made")); err != nil || !fi.IsDir() {
 					t.Fatalf("not created under the root: %v", err)
 				}
@@ -75,7 +63,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 			name: "CreateDirectory climbing out is refused",
 			msg:  func(h *harness) []any { return []any{devicelink.MsgCreateDirectory, "/../sentinel/made"} },
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 			},
 		},
 		{
@@ -85,7 +73,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 				return []any{devicelink.MsgMoveItems, map[string]any{"/.b/6/U/Snapshot/ab/f": "/U/ab/f"}, map[string]any{}, 95.0}
 			},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				has(t, h, "U/ab/f", "new")
 				if _, err := h.read(".b/6/U/Snapshot/ab/f"); err == nil {
 					t.Error("the source is still there")
@@ -102,7 +90,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 				return []any{devicelink.MsgMoveItems, map[string]any{"/U/a": sentinel(h) + "/keep"}, map[string]any{}, 95.0}
 			},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				has(t, h, filepath.ToSlash(filepath.Join(sentinel(h), "keep")), "a")
 			},
 		},
@@ -113,7 +101,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 				return []any{devicelink.MsgMoveItems, map[string]any{"/U/a": "/U/link/keep"}, map[string]any{}, 95.0}
 			},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 			},
 		},
 		{
@@ -121,7 +109,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 			setup: func(h *harness) { h.write("U/src", "copied"); h.write(".b/6/other", "") },
 			msg:   func(h *harness) []any { return []any{devicelink.MsgCopyItem, "/U/src", "/.b/6/dst"} },
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				has(t, h, ".b/6/dst", "copied")
 				has(t, h, "U/src", "copied")
 			},
@@ -133,7 +121,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 				return []any{devicelink.MsgCopyItem, sentinel(h) + "/keep", "/U/got"}
 			},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				has(t, h, "U/got", "inside") // not "bait"
 			},
 		},
@@ -142,7 +130,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 			setup: func(h *harness) { h.write("U/src", "x") },
 			msg:   func(h *harness) []any { return []any{devicelink.MsgCopyItem, "/U/src", "/../sentinel/copy"} },
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 			},
 		},
 		{
@@ -184,7 +172,7 @@ func TestAbsoluteDevicePaths(t *testing.T) {
 				return []any{devicelink.MsgDownloadFiles, []any{"/U/link/keep"}, map[string]any{}, 1.0}
 			},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				if len(r.files) > 0 {
 					t.Errorf("sent %v", r.files)
 				}

@@ -33,18 +33,7 @@ func verifyChild(r *repo.Repo) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	rep, err := r.Verify(ctx, filepath.Join(os.Getenv("BENCH_DIR"), os.Getenv("BENCH_UDID")))
-	out := childResult{VmHWM: vmHWM(os.Getpid())}
-	out.Files = int64(rep.FilesPresent)
-	if err != nil {
-		out.Err = err.Error()
-	}
-	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
-		return 2
-	}
-	if err != nil {
-		return 1
-	}
-	return 0
+	return printChild(childResult{VmHWM: vmHWM(os.Getpid()), Result: Result{Files: int64(rep.FilesPresent)}}, err)
 }
 
 // BenchmarkLargePhone: a phone of BACKUPD_BENCH_LARGE files of 1-16

@@ -120,7 +120,12 @@ func benchChild() int {
 		opts.StallTimeout = d
 	}
 	res, err := New(mux, opts).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
-	out := childResult{Result: res, VmHWM: vmHWM(os.Getpid())}
+	return printChild(childResult{Result: res, VmHWM: vmHWM(os.Getpid())}, err)
+}
+
+// printChild prints a child's result for its parent, err included, and
+// returns the child's exit code.
+func printChild(out childResult, err error) int {
 	if err != nil {
 		out.Err = err.Error()
 	}

@@ -1,9 +1,6 @@
 package backup
 
-import (
-	"fmt"
-	"syscall"
-)
+import "fmt"
 
 // The byte total a phone announces in DLMessageUploadFiles is its
 // estimate, and real iPhones send more than it (2.0 MB of an announced
@@ -35,7 +32,8 @@ func newDiskGuard(dir string, margin int64) *diskGuard {
 
 // received counts n more bytes on their way to the disk, and checks the
 // free space when it is due. An error wraps ENOSPC: the disk has less
-// than the margin free, and what is received must not be stored.
+// than the margin free, and what is received must not be stored. It
+// wraps the same errno as a real full disk, on every platform.
 func (g *diskGuard) received(n int64) error {
 	if g == nil || g.dir == "" {
 		return nil
@@ -52,7 +50,7 @@ func (g *diskGuard) received(n int64) error {
 	}
 	if free <= g.margin {
 		g.left = 0
-		return fmt.Errorf("%d bytes free on the backup disk, policy.free_space_margin keeps %d: %w", free, g.margin, syscall.ENOSPC)
+		return fmt.Errorf("%d bytes free on the backup disk, policy.free_space_margin keeps %d: %w", free, g.margin, errNoSpace)
 	}
 	g.left = min(max(int64((free-g.margin)/2), guardMinStep), guardMaxStep)
 	return nil

@@ -194,24 +194,28 @@ func (h *harness) checkSentinel() {
 	}
 }
 
+// replyOK fails unless the host answered r's message with success.
+func replyOK(t *testing.T, r reply) {
+	t.Helper()
+	if r.hostErr != nil || r.stErr != nil || r.st.Code != 0 {
+		t.Fatalf("host %v, device read %v, status %+v", r.hostErr, r.stErr, r.st)
+	}
+}
+
+// replyRefused fails unless the host refused r's message as hostile.
+func replyRefused(t *testing.T, r reply) {
+	t.Helper()
+	if !isHostile(r.hostErr) {
+		t.Fatalf("host error %v, want a refusal as hostile", r.hostErr)
+	}
+}
+
 func isHostile(err error) bool {
 	return errors.Is(err, ErrHostile) && cause.Of(err) == cause.ProtocolError
 }
 
 func TestDispatch(t *testing.T) {
 	type check func(t *testing.T, h *harness, r reply)
-	ok := func(t *testing.T, r reply) {
-		t.Helper()
-		if r.hostErr != nil || r.stErr != nil || r.st.Code != 0 {
-			t.Fatalf("host %v, device read %v, status %+v", r.hostErr, r.stErr, r.st)
-		}
-	}
-	refused := func(t *testing.T, r reply) {
-		t.Helper()
-		if !isHostile(r.hostErr) {
-			t.Fatalf("host error %v, want a refusal as hostile", r.hostErr)
-		}
-	}
 	outside := func(h *harness) {
 		if err := os.Symlink(filepath.Join(h.base, "sentinel"), filepath.Join(h.stage, "U", "link")); err != nil {
 			h.t.Fatal(err)
@@ -228,7 +232,7 @@ func TestDispatch(t *testing.T) {
 			name: "create directory with parents",
 			msg:  []any{devicelink.MsgCreateDirectory, "U/Snapshot/ab"},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if fi, err := os.Stat(filepath.Join(h.stage, "U", "Snapshot", "ab")); err != nil || !fi.IsDir() {
 					t.Fatal(err)
 				}
@@ -248,7 +252,7 @@ func TestDispatch(t *testing.T) {
 			name: "create directory outside",
 			msg:  []any{devicelink.MsgCreateDirectory, "U/../../sentinel/new"},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				if r.st.Code != devicelink.CodeGeneric {
 					t.Errorf("the refusal answered %+v", r.st)
 				}
@@ -258,7 +262,7 @@ func TestDispatch(t *testing.T) {
 			name:  "create directory through a symlink",
 			setup: outside,
 			msg:   []any{devicelink.MsgCreateDirectory, "U/link/new"},
-			check: func(t *testing.T, h *harness, r reply) { refused(t, r) },
+			check: func(t *testing.T, h *harness, r reply) { replyRefused(t, r) },
 		},
 		{
 			name: "upload new files",
@@ -267,7 +271,7 @@ func TestDispatch(t *testing.T) {
 				return uploadStream(t, [2]string{"U/a", "hello, world"}, [2]string{"U/empty", ""})
 			},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if s, err := h.read("U/a"); s != "hello, world" || err != nil {
 					t.Errorf("U/a = %q, %v", s, err)
 				}
@@ -298,7 +302,7 @@ func TestDispatch(t *testing.T) {
 			msg:    []any{devicelink.MsgUploadFiles, map[string]any{}, 10.0, uint64(3)},
 			stream: func(t *testing.T) []byte { return uploadStream(t, [2]string{"U/b", "new"}) },
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if s, _ := h.read("U/b"); s != "new" {
 					t.Errorf("U/b = %q", s)
 				}
@@ -327,7 +331,7 @@ func TestDispatch(t *testing.T) {
 				return uploadStream(t, [2]string{"U/ok", "abc"}, [2]string{"U/../../sentinel/x", "def"}, [2]string{"U/after", "ghi"})
 			},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				if r.st.Code != devicelink.CodeGeneric {
 					t.Errorf("the refusal answered %+v", r.st)
 				}
@@ -341,7 +345,7 @@ func TestDispatch(t *testing.T) {
 			setup:  outside,
 			msg:    []any{devicelink.MsgUploadFiles, map[string]any{}, 10.0, uint64(6)},
 			stream: func(t *testing.T) []byte { return uploadStream(t, [2]string{"U/link/x", "abc"}) },
-			check:  func(t *testing.T, h *harness, r reply) { refused(t, r) },
+			check:  func(t *testing.T, h *harness, r reply) { replyRefused(t, r) },
 		},
 		{
 			// Real iPhones announce less than they send (issue #13).
@@ -349,7 +353,7 @@ func TestDispatch(t *testing.T) {
 			msg:    []any{devicelink.MsgUploadFiles, map[string]any{}, 10.0, uint64(4)},
 			stream: func(t *testing.T) []byte { return uploadStream(t, [2]string{"U/more", strings.Repeat("x", 90)}) },
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if s, _ := h.read("U/more"); len(s) != 90 {
 					t.Errorf("stored %d bytes of 90", len(s))
 				}
@@ -360,7 +364,7 @@ func TestDispatch(t *testing.T) {
 			msg:    []any{devicelink.MsgUploadFiles, map[string]any{}, 10.0, uint64(400)},
 			stream: func(t *testing.T) []byte { return uploadStream(t, [2]string{"U/big", strings.Repeat("x", 200)}) },
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				if _, err := h.read("U/big"); err == nil {
 					t.Error("the oversized file was stored")
 				}
@@ -394,7 +398,7 @@ func TestDispatch(t *testing.T) {
 			setup: outside,
 			msg:   []any{devicelink.MsgDownloadFiles, []any{"U/link/keep"}, map[string]any{}, 5.0},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				if len(r.files) != 0 {
 					t.Errorf("sent %q", r.files)
 				}
@@ -404,7 +408,7 @@ func TestDispatch(t *testing.T) {
 			name: "download absolute, climbing out",
 			msg:  []any{devicelink.MsgDownloadFiles, []any{"/../etc/passwd"}, map[string]any{}, 5.0},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				if len(r.files) != 0 || r.st.Code != devicelink.CodeMultiStatus {
 					t.Errorf("sent %q, status %+v", r.files, r.st)
 				}
@@ -414,7 +418,7 @@ func TestDispatch(t *testing.T) {
 			name: "free space",
 			msg:  []any{devicelink.MsgGetFreeDiskSpace},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if n, ok := wire.Uint(r.st.Payload); !ok || n == 0 {
 					t.Errorf("free space %v", r.st.Payload)
 				}
@@ -428,7 +432,7 @@ func TestDispatch(t *testing.T) {
 			},
 			msg: []any{devicelink.MsgContentsOfDir, "U/d"},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				m, _ := r.st.Payload.(map[string]any)
 				f, _ := m["f"].(map[string]any)
 				sub, _ := m["sub"].(map[string]any)
@@ -444,7 +448,7 @@ func TestDispatch(t *testing.T) {
 			name: "contents of a missing directory",
 			msg:  []any{devicelink.MsgContentsOfDir, "U/none"},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if m, _ := r.st.Payload.(map[string]any); len(m) != 0 {
 					t.Errorf("listing %v", m)
 				}
@@ -460,7 +464,7 @@ func TestDispatch(t *testing.T) {
 			},
 			msg: []any{devicelink.MsgMoveItems, map[string]any{"U/Snapshot/a": "U/a", "U/Snapshot/b": "U/b"}, map[string]any{}, 95.0},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				a, _ := h.read("U/a")
 				b, _ := h.read("U/b")
 				if a != "new a" || b != "new b" {
@@ -485,7 +489,7 @@ func TestDispatch(t *testing.T) {
 			setup: func(h *harness) { h.write("U/Snapshot/a", "a"); h.write("U/Snapshot/b", "b") },
 			msg:   []any{devicelink.MsgMoveItems, map[string]any{"U/Snapshot/a": "U/a", "U/Snapshot/b": "U/../../sentinel/b"}, map[string]any{}, 95.0},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				// Every path is checked before anything moves.
 				if s, _ := h.read("U/Snapshot/a"); s != "a" {
 					t.Error("a move ran before the refusal")
@@ -496,14 +500,14 @@ func TestDispatch(t *testing.T) {
 			name:  "move into a symlinked directory",
 			setup: func(h *harness) { outside(h); h.write("U/Snapshot/a", "a") },
 			msg:   []any{devicelink.MsgMoveItems, map[string]any{"U/Snapshot/a": "U/link/a"}, map[string]any{}, 95.0},
-			check: func(t *testing.T, h *harness, r reply) { refused(t, r) },
+			check: func(t *testing.T, h *harness, r reply) { replyRefused(t, r) },
 		},
 		{
 			name:  "remove files, directories and missing paths",
 			setup: func(h *harness) { h.write("U/f", "x"); h.write("U/Snapshot/d/f", "y") },
 			msg:   []any{devicelink.MsgRemoveItems, []any{"U/f", "U/Snapshot", "U/none"}, map[string]any{}, 98.0},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				for _, p := range []string{"U/f", "U/Snapshot"} {
 					if _, err := os.Lstat(filepath.Join(h.stage, p)); err == nil {
 						t.Errorf("%s still there", p)
@@ -516,7 +520,7 @@ func TestDispatch(t *testing.T) {
 			setup: outside,
 			msg:   []any{devicelink.MsgRemoveFiles, []any{"U/link"}, map[string]any{}, 98.0},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if _, err := os.Lstat(filepath.Join(h.stage, "U", "link")); err == nil {
 					t.Error("the link is still there")
 				}
@@ -527,7 +531,7 @@ func TestDispatch(t *testing.T) {
 			setup: func(h *harness) { h.write("U/f", "x") },
 			msg:   []any{devicelink.MsgRemoveItems, []any{"U/f", "U/../../sentinel"}, map[string]any{}, 98.0},
 			check: func(t *testing.T, h *harness, r reply) {
-				refused(t, r)
+				replyRefused(t, r)
 				if _, err := h.read("U/f"); err != nil {
 					t.Error("a removal ran before the refusal")
 				}
@@ -537,7 +541,7 @@ func TestDispatch(t *testing.T) {
 			name:  "remove through a symlink",
 			setup: outside,
 			msg:   []any{devicelink.MsgRemoveItems, []any{"U/link/keep"}, map[string]any{}, 98.0},
-			check: func(t *testing.T, h *harness, r reply) { refused(t, r) },
+			check: func(t *testing.T, h *harness, r reply) { replyRefused(t, r) },
 		},
 		{
 			name: "copy a file over a hard-linked one, and a directory",
@@ -551,7 +555,7 @@ func TestDispatch(t *testing.T) {
 			},
 			msg: []any{devicelink.MsgCopyItem, "U/src", "U/dst"},
 			check: func(t *testing.T, h *harness, r reply) {
-				ok(t, r)
+				replyOK(t, r)
 				if s, _ := h.read("U/dst"); s != "copied" {
 					t.Errorf("dst = %q", s)
 				}
@@ -560,7 +564,7 @@ func TestDispatch(t *testing.T) {
 				}
 				os.Remove(filepath.Join(h.base, "sentinel", "dst-link"))
 				r2 := h.exchange([]any{devicelink.MsgCopyItem, "U/dir", "U/dir2"}, nil)
-				ok(t, r2)
+				replyOK(t, r2)
 				if s, _ := h.read("U/dir2/f"); s != "in dir" {
 					t.Errorf("dir2/f = %q", s)
 				}
@@ -570,7 +574,7 @@ func TestDispatch(t *testing.T) {
 			name:  "copy outside",
 			setup: func(h *harness) { h.write("U/src", "x") },
 			msg:   []any{devicelink.MsgCopyItem, "U/src", "/../tmp/backupd-copy-escape"},
-			check: func(t *testing.T, h *harness, r reply) { refused(t, r) },
+			check: func(t *testing.T, h *harness, r reply) { replyRefused(t, r) },
 		},
 		{
 			name: "purge disk space",
