@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path"
 	"strings"
 	"syscall"
 	"testing"
@@ -385,8 +386,11 @@ func (w *workload) discardRate(b *testing.B) float64 {
 }
 
 // discardBackup asks for a full backup and answers every request with
-// success, reading uploads into io.Discard. It returns the content bytes.
+// success, reading uploads into io.Discard. It keeps only each file's
+// name and size, so that its listings agree with what the device sent
+// (a device checks them at the end). It returns the content bytes.
 func discardBackup(dl *devicelink.Conn, udid string) (int64, error) {
+	sizes := map[string]int64{}
 	if err := dl.SendProcessMessage(map[string]any{"MessageName": "Backup", "TargetIdentifier": udid, "Options": map[string]any{"ForceFullBackup": true}}); err != nil {
 		return 0, err
 	}
@@ -413,12 +417,14 @@ func discardBackup(dl *devicelink.Conn, udid string) (int64, error) {
 		case devicelink.MsgUploadFiles:
 			fr := dl.NewFileReader(devicelink.Upload)
 			for {
-				if _, err = fr.Next(); err != nil {
+				var h devicelink.FileHeader
+				if h, err = fr.Next(); err != nil {
 					break
 				}
 				var n int64
 				n, err = fr.WriteTo(io.Discard)
 				total += n
+				sizes[h.Path] += n
 				if err != nil {
 					break
 				}
@@ -429,6 +435,26 @@ func discardBackup(dl *devicelink.Conn, udid string) (int64, error) {
 			err = dl.SendStatusResponse(0, "", map[string]any{})
 		case devicelink.MsgGetFreeDiskSpace:
 			err = dl.SendStatusResponse(0, "", uint64(1<<40))
+		case devicelink.MsgMoveItems, devicelink.MsgMoveFiles:
+			moves, _ := msg[1].(map[string]any)
+			for src, v := range moves {
+				if dst, ok := v.(string); ok {
+					if n, ok := sizes[src]; ok {
+						delete(sizes, src)
+						sizes[dst] = n
+					}
+				}
+			}
+			err = dl.SendStatusResponse(0, "", map[string]any{})
+		case devicelink.MsgContentsOfDir:
+			dir, _ := devicelink.Arg[string](msg, 1)
+			list := map[string]any{}
+			for p, n := range sizes {
+				if path.Dir(p) == dir {
+					list[path.Base(p)] = map[string]any{"DLFileType": "DLFileTypeRegular", "DLFileSize": uint64(n)}
+				}
+			}
+			err = dl.SendStatusResponse(0, "", list)
 		case devicelink.MsgProcessMessage:
 			d, _ := devicelink.ProcessMessageDict(msg)
 			if c, _ := wire.Int(d["ErrorCode"]); c != 0 {

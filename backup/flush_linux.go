@@ -28,3 +28,14 @@ func flushFS(dir string) error {
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// dropBehind waits until n bytes of f from off are on disk, then drops
+// them from the page cache (see newFile.Write).
+func dropBehind(f *os.File, off, n int64) error {
+	err := unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	if err != nil {
+		return &os.PathError{Op: "sync_file_range", Path: f.Name(), Err: err}
+	}
+	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+	return nil
+}

@@ -10,3 +10,6 @@ func flushFS(dir string) error { return nil }
 
 // startWriteback is a hint only Linux takes.
 func startWriteback(f *os.File, off, n int64) {}
+
+// dropBehind is a hint only Linux takes.
+func dropBehind(f *os.File, off, n int64) error { return nil }

@@ -121,8 +121,9 @@ type newFile struct {
 	dir  *os.Root
 	name string
 	// off is how much was written; queued how much of it was handed to
-	// the kernel's write-back.
-	off, queued int64
+	// the kernel's write-back; dropped how much of that is on disk and
+	// out of the page cache.
+	off, queued, dropped int64
 }
 
 // create starts a new file at p, replacing what p names.
@@ -161,11 +162,27 @@ func (c *dirCache) create(p string) (*newFile, error) {
 // little is left to flush when the repository commits.
 const writebackChunk = 8 << 20
 
+// A large file is written "drop-behind": once a chunk has been handed to
+// write-back, the chunk before it is waited for and dropped from the page
+// cache. The pages freed are the ones the next chunk is written into, so
+// a large file streams through a few chunks of page cache. Left in the
+// cache, a backup's gigabytes would push out everything a person's
+// machine had cached, and every byte would be copied into a page the
+// kernel has to find afresh, which costs more system CPU than the copy
+// itself (twice as much per GiB, measured on a virtual machine whose
+// host takes free memory back). The files are not read again before the
+// commit: verify checks sizes, not contents.
 func (n *newFile) Write(p []byte) (int, error) {
 	m, err := n.File.Write(p)
 	n.off += int64(m)
-	if n.off-n.queued >= writebackChunk {
+	if err == nil && n.off-n.queued >= writebackChunk {
 		startWriteback(n.File, n.queued, n.off-n.queued)
+		if n.queued > n.dropped {
+			// An error writing the chunk out fails the file now, not
+			// at the commit's fsync.
+			err = dropBehind(n.File, n.dropped, n.queued-n.dropped)
+			n.dropped = n.queued
+		}
 		n.queued = n.off
 	}
 	return m, err
