@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"syscall"
 
 	"github.com/backupd/backupd/cause"
@@ -44,10 +45,13 @@ type stagingFS struct {
 type dirCache struct {
 	root *os.Root
 	dirs map[string]*os.Root
+	// handles are directories opened for renameat (rename_unix.go), by
+	// the same clean relative paths.
+	handles map[string]*os.File
 }
 
 func newDirCache(root *os.Root) dirCache {
-	return dirCache{root: root, dirs: map[string]*os.Root{}}
+	return dirCache{root: root, dirs: map[string]*os.Root{}, handles: map[string]*os.File{}}
 }
 
 func openStagingFS(dir string) (*stagingFS, error) {
@@ -76,6 +80,29 @@ func (c *dirCache) dropDirs() {
 		r.Close()
 	}
 	clear(c.dirs)
+	for _, f := range c.handles {
+		f.Close()
+	}
+	clear(c.handles)
+}
+
+// dropUnder closes the cached directories at p or below it, whose paths
+// no longer name them once p has moved or been replaced.
+func (c *dirCache) dropUnder(p string) {
+	prefix := p + "/"
+	under := func(d string) bool { return d == p || strings.HasPrefix(d, prefix) }
+	for d, r := range c.dirs {
+		if under(d) {
+			r.Close()
+			delete(c.dirs, d)
+		}
+	}
+	for d, f := range c.handles {
+		if under(d) {
+			f.Close()
+			delete(c.handles, d)
+		}
+	}
 }
 
 // dir returns the root of directory d, a clean relative path.
@@ -261,6 +288,14 @@ func (f *stagingFS) removeAll(p string) error {
 // itself, so the removal is only done when the rename refuses (dst is a
 // directory, or src is one and dst is not an empty directory).
 func (f *stagingFS) move(src, dst string) error {
+	// A device moves thousands of files one by one (Snapshot/xx/h →
+	// xx/h). os.Root.Rename walks both paths for each, a dozen system
+	// calls; renameat on cached directories is one.
+	if f.renameAt(src, dst) {
+		f.dropUnder(src)
+		f.dropUnder(dst)
+		return nil
+	}
 	f.dropDirs()
 	err := f.root.Rename(src, dst)
 	if err == nil || isRootEscape(err) || errors.Is(err, fs.ErrNotExist) {

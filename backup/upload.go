@@ -68,6 +68,9 @@ func (s *session) startRound() *uploadRound {
 			s.bufs = append(s.bufs, make([]byte, uploadChunk))
 		}
 	}
+	// The workers may replace what the session's cached directories
+	// name (an empty directory by a file).
+	s.fs.dropDirs()
 	r := &uploadRound{root: s.fs.root, free: make(chan []byte, len(s.bufs))}
 	for _, b := range s.bufs {
 		r.free <- b
