@@ -3,7 +3,6 @@
 package backup
 
 import (
-	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -11,11 +10,11 @@ import (
 
 // renameAt renames src to dst with renameat(2) on the cached handles of
 // their directories. done is false when it did nothing and move must
-// take its general way: a name that is not a plain one, a directory that
-// cannot be opened, or a rename that failed (dst a directory, src
-// missing), whose handling needs the full paths. The names are single components,
-// and rename does not follow a symbolic link in its last component, so
-// the rename stays in the directories the root opened.
+// take its general way: a name that is not a plain one, a directory
+// that cannot be opened, or a rename that failed (dst a directory, src
+// missing), whose handling needs the full paths. The names are single
+// components, and rename does not follow a symbolic link in its last
+// component, so the rename stays in the directories the root opened.
 func (f *stagingFS) renameAt(src, dst string) (done bool) {
 	sd, sn := split(src)
 	dd, dn := split(dst)
@@ -43,13 +42,9 @@ func (c *dirCache) handle(d string) (*os.File, error) {
 	if len(c.handles) >= maxCachedDirs {
 		c.dropDirs()
 	}
-	h, err := c.root.Open(d)
+	h, err := c.root.OpenFile(d, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
-	}
-	if fi, err := h.Stat(); err != nil || !fi.IsDir() {
-		h.Close()
-		return nil, errors.New("not a directory")
 	}
 	c.handles[d] = h
 	return h, nil
