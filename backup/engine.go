@@ -270,10 +270,8 @@ func (e *Engine) Run(ctx context.Context, dev usbmux.Device, t Target) (res Resu
 		return res, err
 	}
 	fs.Close()
-	if err := flushFS(st.Dir()); err != nil {
-		log.Debug("syncfs before commit", "err", err)
-	}
-	ph.done("syncfs")
+	// The commit flushes the staging (one syncfs on Linux) while it
+	// verifies it.
 	path, err := st.Commit(ctx)
 	ph.done("commit")
 	if err != nil {

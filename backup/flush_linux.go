@@ -8,20 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flushFS writes out everything dirty on the file system holding dir with
-// one syncfs(2). The repository's commit then fsyncs each new file to
-// make it durable; after syncfs those calls find clean inodes and return
-// at once, where each would otherwise cost a journal commit of its own
-// (about 0.2 ms a file: seconds for a backup of many small files).
-func flushFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
-}
-
 // startWriteback asks the kernel to start writing n bytes of f from off
 // to disk, without waiting (sync_file_range SYNC_FILE_RANGE_WRITE). It
 // is a hint: errors are for the later fsync to report.

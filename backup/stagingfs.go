@@ -45,13 +45,30 @@ type stagingFS struct {
 type dirCache struct {
 	root *os.Root
 	dirs map[string]*os.Root
-	// handles are directories opened for renameat (rename_unix.go), by
-	// the same clean relative paths.
+	// handles are directories opened for openat and renameat
+	// (dirfd_unix.go), by the same clean relative paths.
 	handles map[string]*os.File
+	// below counts the entries of dirs and handles at or below each
+	// path, so that dropping those under a moved file, which has none,
+	// costs a lookup rather than a look through them all.
+	below map[string]int
 }
 
 func newDirCache(root *os.Root) dirCache {
-	return dirCache{root: root, dirs: map[string]*os.Root{}, handles: map[string]*os.File{}}
+	return dirCache{root: root, dirs: map[string]*os.Root{}, handles: map[string]*os.File{}, below: map[string]int{}}
+}
+
+// count adds n to the counts of d and of each directory above it.
+func (c *dirCache) count(d string, n int) {
+	for {
+		if c.below[d] += n; c.below[d] <= 0 {
+			delete(c.below, d)
+		}
+		if d == "." {
+			return
+		}
+		d = path.Dir(d)
+	}
 }
 
 func openStagingFS(dir string) (*stagingFS, error) {
@@ -84,23 +101,29 @@ func (c *dirCache) dropDirs() {
 		f.Close()
 	}
 	clear(c.handles)
+	clear(c.below)
 }
 
 // dropUnder closes the cached directories at p or below it, whose paths
 // no longer name them once p has moved or been replaced.
 func (c *dirCache) dropUnder(p string) {
+	if c.below[p] == 0 {
+		return
+	}
 	prefix := p + "/"
 	under := func(d string) bool { return d == p || strings.HasPrefix(d, prefix) }
 	for d, r := range c.dirs {
 		if under(d) {
 			r.Close()
 			delete(c.dirs, d)
+			c.count(d, -1)
 		}
 	}
 	for d, f := range c.handles {
 		if under(d) {
 			f.Close()
 			delete(c.handles, d)
+			c.count(d, -1)
 		}
 	}
 }
@@ -121,6 +144,7 @@ func (c *dirCache) dir(d string) (*os.Root, error) {
 		return nil, err
 	}
 	c.dirs[d] = r
+	c.count(d, 1)
 	return r, nil
 }
 
@@ -145,8 +169,11 @@ const (
 // newFile is a new file being written.
 type newFile struct {
 	*os.File
-	dir  *os.Root
-	name string
+	// root and path name it for its removal. Not the directory it was
+	// created in: a worker may hand an open file to the session and go
+	// on, and drop that directory from its cache meanwhile.
+	root *os.Root
+	path string
 	// off is how much was written; queued how much of it was handed to
 	// the kernel's write-back; dropped how much of that is on disk and
 	// out of the page cache.
@@ -165,6 +192,12 @@ type newFile struct {
 // of small files.
 func (c *dirCache) create(p string) (*newFile, error) {
 	d, name := split(p)
+	if file, done, err := c.createAt(d, name); done {
+		if err != nil {
+			return nil, err
+		}
+		return &newFile{File: file, root: c.root, path: p}, nil
+	}
 	r, err := c.dir(d)
 	if err != nil {
 		return nil, err
@@ -172,7 +205,7 @@ func (c *dirCache) create(p string) (*newFile, error) {
 	for attempt := 0; ; attempt++ {
 		file, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, privateFile)
 		if err == nil {
-			return &newFile{File: file, dir: r, name: name}, nil
+			return &newFile{File: file, root: c.root, path: p}, nil
 		}
 		if !errors.Is(err, fs.ErrExist) || attempt > 0 {
 			return nil, err
@@ -226,7 +259,7 @@ func (n *newFile) commit() error {
 		startWriteback(n.File, n.queued, n.off-n.queued)
 	}
 	if err := n.File.Close(); err != nil {
-		n.dir.Remove(n.name)
+		n.root.Remove(n.path)
 		return err
 	}
 	return nil
@@ -235,7 +268,7 @@ func (n *newFile) commit() error {
 // discard closes and removes the unfinished file.
 func (n *newFile) discard() {
 	n.File.Close()
-	n.dir.Remove(n.name)
+	n.root.Remove(n.path)
 }
 
 // writeFile writes a whole small file, such as Info.plist.

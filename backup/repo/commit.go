@@ -87,24 +87,26 @@ func (r *Repo) commit(ctx context.Context, udid string) (v Version, committed bo
 	if err != nil || !fi.IsDir() {
 		return v, false, cause.Errorf(cause.VerifyFailed, "repo: commit %s: the staging has no %s directory", udid, udid)
 	}
-	if _, err := r.Verify(ctx, tree); err != nil {
-		return v, false, fmt.Errorf("repo: commit %s: %w", udid, err)
+	// The flush waits on the disk while verify reads Manifest.db and
+	// stats every file: run side by side, the commit costs the longer of
+	// the two rather than their sum (W1: 0.6 s of each).
+	now := r.opts.Now().UTC().Truncate(time.Millisecond)
+	syncCtx, stopSync := context.WithCancel(ctx)
+	defer stopSync()
+	synced := make(chan error, 1)
+	go func() { synced <- syncTree(tree, syncCtx.Err) }()
+	err = r.seal(ctx, udid, tree, now)
+	if err != nil {
+		stopSync() // a tree that does not verify need not be durable
 	}
-	if err := r.step("verified"); err != nil {
+	if serr := <-synced; err == nil && serr != nil {
+		err = classify(fmt.Errorf("repo: commit %s: %w", udid, serr))
+	}
+	if err != nil {
 		return v, false, err
 	}
-
-	// The root's mode is ours to set whatever the device did to it
-	// (backups are private), and its modification time records when the
-	// backup was completed (the version's name once it is retired).
-	now := r.opts.Now().UTC().Truncate(time.Millisecond)
-	if err := os.Chmod(tree, 0o700); err != nil {
-		return v, false, classify(fmt.Errorf("repo: commit %s: %w", udid, err))
-	}
-	if err := os.Chtimes(tree, now, now); err != nil {
-		return v, false, classify(fmt.Errorf("repo: commit %s: %w", udid, err))
-	}
-	if err := syncTree(tree, ctx.Err); err != nil {
+	// The root's new mode and times, which the flush may have missed.
+	if err := syncDir(tree); err != nil {
 		return v, false, classify(fmt.Errorf("repo: commit %s: %w", udid, err))
 	}
 	if err := syncDir(r.deviceRoot(udid)); err != nil {
@@ -131,6 +133,26 @@ func (r *Repo) commit(ctx context.Context, udid string) (v Version, committed bo
 	// Not "time": the log line has its own, and JSON logs repeat no key.
 	r.log.Info("backup committed", "udid", udid, "version_time", now, "retired_to", j.Dest)
 	return Version{UDID: udid, Path: r.latestPath(udid), Time: now, Latest: true}, true, nil
+}
+
+// seal verifies the staged tree and marks it as ours: its root's mode is
+// ours to set whatever the device did to it (backups are private), and
+// its modification time records when the backup was completed (the
+// version's name once it is retired).
+func (r *Repo) seal(ctx context.Context, udid, tree string, now time.Time) error {
+	if _, err := r.Verify(ctx, tree); err != nil {
+		return fmt.Errorf("repo: commit %s: %w", udid, err)
+	}
+	if err := r.step("verified"); err != nil {
+		return err
+	}
+	if err := os.Chmod(tree, 0o700); err != nil {
+		return classify(fmt.Errorf("repo: commit %s: %w", udid, err))
+	}
+	if err := os.Chtimes(tree, now, now); err != nil {
+		return classify(fmt.Errorf("repo: commit %s: %w", udid, err))
+	}
+	return nil
 }
 
 // plan decides where the current latest goes and records the identities.

@@ -133,6 +133,9 @@ type verifier struct {
 	rep      VerifyReport
 	root     *os.Root
 	password []byte
+	// dirs are the xx/ directories opened so far, so that each file
+	// costs one fstatat rather than a walk of its path.
+	dirs map[string]*os.Root
 	// unreadable holds the fileIDs of the files the iPhone could not
 	// read; excusedN counts those met in Manifest.db.
 	unreadable map[string]bool
@@ -307,6 +310,7 @@ func (v *verifier) listedFiles(dbPath string) error {
 	var missing, notRegular, wrongSize, invalidID tally
 	checkSizes := !v.rep.Encrypted
 	var oversized int
+	defer v.closeDirs()
 	for row, err := range db.Rows(v.ctx, `WHERE flags = 1`) {
 		if err != nil {
 			return &dbError{err}
@@ -326,7 +330,7 @@ func (v *verifier) listedFiles(dbPath string) error {
 			continue
 		}
 		rel := filepath.Join(id[:2], id)
-		fi, err := v.root.Lstat(rel)
+		fi, err := v.lstat(id)
 		switch {
 		case isNotExist(err):
 			if !v.excused(id) {
@@ -368,6 +372,29 @@ func (v *verifier) listedFiles(dbPath string) error {
 		v.rep.Checked = append(v.rep.Checked, "every present file has the size Manifest.db records")
 	}
 	return nil
+}
+
+// lstat describes the file of fileID id, <id[:2]>/<id>.
+func (v *verifier) lstat(id string) (fs.FileInfo, error) {
+	d, ok := v.dirs[id[:2]]
+	if !ok {
+		var err error
+		if d, err = v.root.OpenRoot(id[:2]); err != nil {
+			return nil, err
+		}
+		if v.dirs == nil {
+			v.dirs = map[string]*os.Root{}
+		}
+		v.dirs[id[:2]] = d
+	}
+	return d.Lstat(id)
+}
+
+func (v *verifier) closeDirs() {
+	for _, d := range v.dirs {
+		d.Close()
+	}
+	clear(v.dirs)
 }
 
 // tally counts one kind of per-file problem and keeps a few examples.
@@ -483,6 +510,11 @@ func isHex(s string) bool {
 
 // mbFileSize reads Size from a Files.file blob (an MBFile archive).
 func mbFileSize(blob []byte) (int64, bool) {
+	// Size reads one value in place; Decode, for what Size does not read
+	// (an XML plist, say), builds the whole record.
+	if n, err := mbfile.Size(blob); err == nil {
+		return n, true
+	}
 	rec, err := mbfile.Decode(blob)
 	if err != nil {
 		return 0, false

@@ -1,0 +1,114 @@
+//go:build unix
+
+package backup
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// renameAt renames src to dst with renameat(2) on the cached handles of
+// their directories. done is false when it did nothing and move must
+// take its general way: a name that is not a plain one, a directory
+// that cannot be opened, or a rename that failed (dst a directory, src
+// missing), whose handling needs the full paths. The names are single
+// components, and rename does not follow a symbolic link in its last
+// component, so the rename stays in the directories the root opened.
+func (f *stagingFS) renameAt(src, dst string) (done bool) {
+	sd, sn := split(src)
+	dd, dn := split(dst)
+	if !plainName(sn) || !plainName(dn) {
+		return false
+	}
+	from, err := f.handle(sd)
+	if err != nil {
+		return false
+	}
+	to, err := f.handle(dd)
+	if err != nil {
+		return false
+	}
+	// Any failure, a missing src included, is left to the general way,
+	// which drops the cache and reports it as it always has.
+	return unix.Renameat(int(from.Fd()), sn, int(to.Fd()), dn) == nil
+}
+
+// handle returns the open directory d, a clean relative path.
+func (c *dirCache) handle(d string) (*os.File, error) {
+	if h, ok := c.handles[d]; ok {
+		return h, nil
+	}
+	if len(c.handles) >= maxCachedDirs {
+		c.dropDirs()
+	}
+	h, err := c.root.OpenFile(d, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	c.handles[d] = h
+	c.count(d, 1)
+	return h, nil
+}
+
+func plainName(n string) bool {
+	return n != "" && n != "." && n != ".."
+}
+
+// createAt creates the new file name in directory d with openat(2) on the
+// directory's cached handle. os.Root.OpenFile makes the same openat and
+// then readies the file for the poller, which a regular file never is:
+// three fcntl and an epoll_ctl more for every file of a backup. done is
+// false when it did nothing (a name that is not a plain one, a directory
+// that cannot be opened), which create's general way then reports.
+func (c *dirCache) createAt(d, name string) (f *os.File, done bool, err error) {
+	if !plainName(name) {
+		return nil, false, nil
+	}
+	h, err := c.handle(d)
+	if err != nil {
+		return nil, false, nil
+	}
+	dirfd := int(h.Fd())
+	for attempt := 0; ; attempt++ {
+		fd, err := openNew(dirfd, name)
+		if err == nil {
+			return os.NewFile(uintptr(fd), name), true, nil
+		}
+		if err != unix.EEXIST || attempt > 0 {
+			return nil, true, &os.PathError{Op: "openat", Path: name, Err: err}
+		}
+		// As in create: a name shared with the last backup is dropped;
+		// a directory that is not empty stays and the retry fails on it.
+		if err := removeAt(dirfd, name); err != nil && err != unix.ENOENT {
+			return nil, true, &os.PathError{Op: "unlinkat", Path: name, Err: err}
+		}
+	}
+}
+
+func openNew(dirfd int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(privateFile))
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// removeAt removes a file or an empty directory, as os.Remove does: the
+// error of unlink is the one returned, unless rmdir says more than that
+// name is not a directory.
+func removeAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil {
+		return nil
+	}
+	derr := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+	if derr == nil {
+		return nil
+	}
+	if derr != unix.ENOTDIR {
+		return derr
+	}
+	return err
+}
