@@ -2,9 +2,8 @@ package backup
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
-	"maps"
-	"slices"
 	"syscall"
 
 	"github.com/backupd/backupd/cause"
@@ -215,45 +214,71 @@ func (s *session) createDirectory(msg []any) error {
 // there. Every path is checked before anything is moved.
 func (s *session) moveItems(name string, msg []any) error {
 	s.setProgress(msg, 3)
-	m, err := arg[map[string]any](msg, 1)
+	moves, err := movesArg(msg)
 	if err != nil {
 		return err
 	}
 	if s.fs == nil {
 		return s.noStaging(name)
 	}
-	type move struct{ src, dst, rawSrc string }
-	moves := make([]move, 0, len(m))
-	// The plist decoder does not keep the dictionary's order, so the
-	// moves go in sorted order; a device's moves are independent of one
-	// another (Snapshot/x → x).
-	for _, src := range slices.Sorted(maps.Keys(m)) {
-		dst, ok := m[src].(string)
-		if !ok {
-			return cause.Errorf(cause.ProtocolError, "%s: destination of %q is %T, not a string", name, src, m[src])
-		}
+	paths := func(src, dst string) (string, string, error) {
 		cs, err := devicePath(name, src, DefaultMaxPathLen, false)
 		if err != nil {
-			return s.refuse(err)
+			return "", "", err
 		}
 		cd, err := devicePath(name, dst, DefaultMaxPathLen, false)
+		return cs, cd, err
+	}
+	// Every path is checked before anything moves. The moves are read
+	// from the message, not kept: a device moves every file it sent in
+	// one message.
+	if err := moves.Each(func(src, dst string) error {
+		_, _, err := paths(src, dst)
+		return err
+	}); err != nil {
+		if errors.Is(err, devicelink.ErrProtocol) {
+			return cause.New(cause.ProtocolError, fmt.Errorf("%s: %w", name, err))
+		}
+		return s.refuse(err)
+	}
+	var failed error
+	if err := moves.Each(func(src, dst string) error {
+		cs, cd, _ := paths(src, dst)
+		merr := s.fs.move(cs, cd)
+		if merr == nil {
+			return nil
+		}
+		code, text, err := s.fsErr(name, src, merr)
 		if err != nil {
 			return s.refuse(err)
 		}
-		moves = append(moves, move{cs, cd, src})
-	}
-	for _, mv := range moves {
-		if merr := s.fs.move(mv.src, mv.dst); merr != nil {
-			code, text, err := s.fsErr(name, mv.rawSrc, merr)
-			if err != nil {
-				return s.refuse(err)
-			}
-			s.log.Debug("mobilebackup2: move failed", "src", mv.src, "dst", mv.dst, "err", merr)
-			// Stop at the first failure, as libimobiledevice does.
-			return s.status(code, text, map[string]any{})
+		s.log.Debug("mobilebackup2: move failed", "src", cs, "dst", cd, "err", merr)
+		// Stop at the first failure, as libimobiledevice does.
+		failed = s.status(code, text, map[string]any{})
+		return errStopMoves
+	}); err != nil {
+		if err == errStopMoves {
+			return failed
 		}
+		return err
 	}
 	return s.status(0, "", map[string]any{})
+}
+
+// errStopMoves ends moveItems' walk at a failed move, whose status has
+// been sent.
+var errStopMoves = errors.New("stop")
+
+// movesArg reads element 1 of a MoveItems message: read in place by
+// DecodeMessage, or a dictionary.
+func movesArg(msg []any) (devicelink.Moves, error) {
+	if len(msg) > 1 {
+		if mv, ok := msg[1].(devicelink.Moves); ok {
+			return mv, nil
+		}
+	}
+	m, err := arg[map[string]any](msg, 1)
+	return devicelink.MovesOf(m), err
 }
 
 // removeItems removes each path recursively; a missing one is fine.

@@ -141,6 +141,9 @@ func (c *Conn) ReadMessage() (string, []any, error) {
 
 // DecodeMessage decodes one framed message body (without its length).
 func DecodeMessage(data []byte) (string, []any, error) {
+	if name, msg, ok := decodeMoves(data); ok {
+		return name, msg, nil
+	}
 	var v any
 	if err := wire.Decode(data, &v); err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrProtocol, err)

@@ -2,6 +2,7 @@ package mbfile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -61,42 +62,40 @@ func TestSizeOfOtherShapes(t *testing.T) {
 }
 
 // asUTF16Key rewrites the ASCII string object key of a binary plist as
-// UTF-16, appending the new object and pointing the offset table at it.
+// UTF-16: the new object goes where the offset table was, the table
+// (pointed at it) and the trailer follow.
 func asUTF16Key(t *testing.T, b []byte, key string) []byte {
 	t.Helper()
-	p, err := openBplist(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := append([]byte{byte(markerASCII<<4 | len(key))}, key...)
-	for ref := range p.n {
-		off, _ := p.uint(p.table+int(ref)*p.offSize, p.offSize)
+	trailer := b[len(b)-32:]
+	offSize := int(trailer[6])
+	n := int(binary.BigEndian.Uint64(trailer[8:]))
+	table := int(binary.BigEndian.Uint64(trailer[24:]))
+	old := append([]byte{byte(0x50 | len(key))}, key...)
+	for ref := range n {
+		var off int
+		for _, c := range b[table+ref*offSize : table+(ref+1)*offSize] {
+			off = off<<8 | int(c)
+		}
 		if !bytes.HasPrefix(b[off:], old) {
 			continue
 		}
-		// The new object goes where the offset table was; the table and
-		// trailer follow it.
-		obj := []byte{byte(markerUTF16<<4 | len(key))}
-		for _, c := range []byte(key) {
-			obj = append(obj, 0, c)
-		}
-		out := append([]byte{}, b[:p.table]...)
+		out := append([]byte{}, b[:table]...)
 		at := len(out)
-		out = append(out, obj...)
-		table := append([]byte{}, b[p.table:len(b)-trailerLen]...)
-		if p.offSize < 2 && at > 0xff {
+		if offSize < 2 && at > 0xff {
 			t.Skip("offsets too narrow for the rewrite")
 		}
-		for i := range p.offSize {
-			table[int(ref)*p.offSize+i] = byte(at >> (8 * (p.offSize - 1 - i)))
+		out = append(out, byte(0x60|len(key)))
+		for _, c := range []byte(key) {
+			out = append(out, 0, c)
 		}
 		newTable := len(out)
-		out = append(out, table...)
-		trailer := append([]byte{}, b[len(b)-trailerLen:]...)
-		for i := range 8 {
-			trailer[24+i] = byte(newTable >> (8 * (7 - i)))
+		out = append(out, b[table:len(b)-32]...)
+		for i := range offSize {
+			out[newTable+ref*offSize+i] = byte(at >> (8 * (offSize - 1 - i)))
 		}
-		return append(out, trailer...)
+		tr := append([]byte{}, trailer...)
+		binary.BigEndian.PutUint64(tr[24:], uint64(newTable))
+		return append(out, tr...)
 	}
 	t.Fatalf("no string %q", key)
 	return nil
@@ -118,7 +117,7 @@ func TestSizeRejects(t *testing.T) {
 		"empty":             nil,
 		"XML":               []byte("<plist><dict/></plist>"),
 		"truncated":         good[:len(good)-1],
-		"trailer only":      append([]byte("bplist00"), make([]byte, trailerLen)...),
+		"trailer only":      append([]byte("bplist00"), make([]byte, 32)...),
 		"too large":         append([]byte("bplist00"), make([]byte, MaxArchive)...),
 		"root out of range": encodeRaw(t, []any{"$null", rec("", nil), class}, plist.UID(9)),
 		"root not a dict":   encodeRaw(t, []any{"$null", "x", class}, plist.UID(1)),
@@ -153,7 +152,7 @@ func FuzzSize(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrMalformed", err)
 		}
 		d, derr := Decode(blob)
-		if derr != nil || !bytes.HasPrefix(blob, []byte(bplistMagic)) {
+		if derr != nil || !bytes.HasPrefix(blob, []byte("bplist00")) {
 			return
 		}
 		if err != nil || n != d.Size {

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 )
 
@@ -71,13 +70,6 @@ func checkXMLDepth(data []byte) error {
 	return nil
 }
 
-// bplist object markers (high nibble).
-const (
-	bpArray = 0xA0
-	bpSet   = 0xC0
-	bpDict  = 0xD0
-)
-
 // checkBinaryPlist validates the trailer and walks the object graph from
 // the top object, computing each container's depth and expanded size
 // without recursion.
@@ -85,74 +77,31 @@ func checkBinaryPlist(data []byte) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: binary plist: "+format, append([]any{ErrMalformed}, args...)...)
 	}
-	if len(data) < 8+32+1 || !bytes.HasPrefix(data, []byte("bplist00")) {
-		return bad("bad header or too short")
+	bp, err := OpenBplist(data)
+	if err != nil {
+		return err
 	}
-	trailer := data[len(data)-32:]
-	offSize := uint64(trailer[6])
-	refSize := uint64(trailer[7])
-	numObjects := binary.BigEndian.Uint64(trailer[8:])
-	top := binary.BigEndian.Uint64(trailer[16:])
-	tableOff := binary.BigEndian.Uint64(trailer[24:])
-	end := uint64(len(data) - 32)
-	if !validIntSize(offSize) || !validIntSize(refSize) {
-		return bad("offset size %d, reference size %d", offSize, refSize)
-	}
-	if tableOff < 8 || tableOff > end || (end-tableOff)/offSize < numObjects {
-		return bad("offset table at %d does not fit", tableOff)
-	}
-	// Every object takes at least one byte between the header and the
-	// offset table, which bounds numObjects by the input size.
-	if numObjects == 0 || numObjects > tableOff || top >= numObjects {
-		return bad("%d objects, top object %d", numObjects, top)
-	}
-	if refSize < 8 && numObjects > 1<<(8*refSize) {
-		return bad("%d objects cannot be addressed with %d-byte references", numObjects, refSize)
-	}
-
-	offsetOf := func(obj uint64) (uint64, error) {
-		off := readUint(data[tableOff+obj*offSize:], offSize)
-		if off < 8 || off >= tableOff {
-			return 0, bad("object %d at offset %d", obj, off)
-		}
-		return off, nil
-	}
+	refSize, numObjects, top := bp.refSize, bp.n, bp.top
 	// children returns where the references of a container start and how
 	// many there are; n == 0 for non-containers.
 	children := func(obj uint64) (start, n uint64, err error) {
-		off, err := offsetOf(obj)
+		typ, count, body, err := bp.header(Ref(obj))
 		if err != nil {
 			return 0, 0, err
 		}
-		marker := data[off]
-		kind := marker & 0xF0
-		if kind != bpArray && kind != bpSet && kind != bpDict {
+		if typ != bpArr && typ != bpSetT && typ != bpDictT {
 			return 0, 0, nil
 		}
-		count := uint64(marker & 0x0F)
-		start = off + 1
-		if count == 0x0F {
-			if start >= tableOff {
-				return 0, 0, bad("truncated count at %d", off)
-			}
-			im := data[start]
-			size := uint64(1) << (im & 0x0F)
-			if im&0xF0 != 0x10 || size > 8 || start+1+size > tableOff {
-				return 0, 0, bad("bad count at %d", off)
-			}
-			count = readUint(data[start+1:], size)
-			start += 1 + size
-		}
-		if kind == bpDict {
+		if typ == bpDictT {
 			if count > (1<<62)/refSize {
 				return 0, 0, bad("dictionary of %d entries", count)
 			}
 			count *= 2
 		}
-		if count > (tableOff-start)/refSize {
-			return 0, 0, bad("container at %d runs past the offset table", off)
+		if _, err := bp.refs(body, count); err != nil {
+			return 0, 0, err
 		}
-		return start, count, nil
+		return body, count, nil
 	}
 
 	budget := uint64(len(data)) * nodesPerByte
