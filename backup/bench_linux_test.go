@@ -436,15 +436,14 @@ func discardBackup(dl *devicelink.Conn, udid string) (int64, error) {
 		case devicelink.MsgGetFreeDiskSpace:
 			err = dl.SendStatusResponse(0, "", uint64(1<<40))
 		case devicelink.MsgMoveItems, devicelink.MsgMoveFiles:
-			moves, _ := msg[1].(map[string]any)
-			for src, v := range moves {
-				if dst, ok := v.(string); ok {
-					if n, ok := sizes[src]; ok {
-						delete(sizes, src)
-						sizes[dst] = n
-					}
+			moves, _ := devicelink.MovesArg(msg, 1)
+			moves.Each(func(src, dst string) error {
+				if n, ok := sizes[src]; ok {
+					delete(sizes, src)
+					sizes[dst] = n
 				}
-			}
+				return nil
+			})
 			err = dl.SendStatusResponse(0, "", map[string]any{})
 		case devicelink.MsgContentsOfDir:
 			dir, _ := devicelink.Arg[string](msg, 1)

@@ -214,9 +214,9 @@ func (s *session) createDirectory(msg []any) error {
 // there. Every path is checked before anything is moved.
 func (s *session) moveItems(name string, msg []any) error {
 	s.setProgress(msg, 3)
-	moves, err := movesArg(msg)
+	moves, err := devicelink.MovesArg(msg, 1)
 	if err != nil {
-		return err
+		return cause.New(cause.ProtocolError, err)
 	}
 	if s.fs == nil {
 		return s.noStaging(name)
@@ -268,18 +268,6 @@ func (s *session) moveItems(name string, msg []any) error {
 // errStopMoves ends moveItems' walk at a failed move, whose status has
 // been sent.
 var errStopMoves = errors.New("stop")
-
-// movesArg reads element 1 of a MoveItems message: read in place by
-// DecodeMessage, or a dictionary.
-func movesArg(msg []any) (devicelink.Moves, error) {
-	if len(msg) > 1 {
-		if mv, ok := msg[1].(devicelink.Moves); ok {
-			return mv, nil
-		}
-	}
-	m, err := arg[map[string]any](msg, 1)
-	return devicelink.MovesOf(m), err
-}
 
 // removeItems removes each path recursively; a missing one is fine.
 func (s *session) removeItems(name string, msg []any) error {

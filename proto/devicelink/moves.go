@@ -109,3 +109,15 @@ func scalar(p *wire.Bplist, r wire.Ref) (any, bool) {
 	}
 	return nil, false
 }
+
+// MovesArg reads element i of a MoveItems message: the moves DecodeMessage
+// read in place, or a dictionary.
+func MovesArg(msg []any, i int) (Moves, error) {
+	if i < len(msg) {
+		if mv, ok := msg[i].(Moves); ok {
+			return mv, nil
+		}
+	}
+	m, err := Arg[map[string]any](msg, i)
+	return MovesOf(m), err
+}

@@ -222,12 +222,15 @@ func (h *testHost) handle(name string, msg []any) error {
 		return h.dl.SendStatusResponse(0, "", nil)
 
 	case devicelink.MsgMoveItems, devicelink.MsgMoveFiles:
-		moves, ok := msg[1].(map[string]any)
-		if !ok {
-			return fmt.Errorf("MoveItems carries %T", msg[1])
+		mv, err := devicelink.MovesArg(msg, 1)
+		if err != nil {
+			return err
 		}
-		for src, v := range moves {
-			dst, _ := v.(string)
+		moves := map[string]string{}
+		if err := mv.Each(func(src, dst string) error { moves[src] = dst; return nil }); err != nil {
+			return err
+		}
+		for src, dst := range moves {
 			if err := h.confine(src); err != nil {
 				return err
 			}
