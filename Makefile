@@ -67,7 +67,7 @@ all: build
 build:
 	$(GO) build ./...
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
 test: deps vet $(BBOLT)
 	PATH="$(dir $(BBOLT)):$$PATH" $(GO) test -race -count=1 -timeout 15m $(TESTTAGS) $(TESTFLAGS) ./...

@@ -8,14 +8,17 @@
 #   RestoreW1, RestoreW2  the full backup of W1 and W2 restored: backupd's
 #       engine (checks, verify, transfer) against "idevicebackup2 restore
 #       --system --settings --no-reboot", the simulator checking every file
+#   ExtractW1, ExtractW2  every file of the full backup of W1 and W2
+#       extracted by `backupd extract`, against `cp -r` of the same backup
+#       (no Debian tool extracts a backup without the phone)
 #
 # For each it prints the wall time of both tools (process start to exit;
 # backupd's includes staging, verify, fsync and the swap into place), their
 # ratio (below 1: backupd is faster), the peak RSS of both and the rate at
 # which the simulator alone can feed a host that discards everything.
 # Rounds alternate which tool goes first and start with a sync, so neither
-# pays for the other's dirty pages. The restore rows have no sim feed
-# figure (shown as 0).
+# pays for the other's dirty pages. The restore and extract rows have no
+# sim feed figure.
 #
 #   ROUNDS=4 scripts/bench-compare.sh        more rounds per workload
 #   BENCH='W1|W3' scripts/bench-compare.sh   some workloads only
@@ -29,13 +32,15 @@ command -v idevicebackup2 >/dev/null 2>&1 || {
 	exit 1
 }
 rounds=${ROUNDS:-5}
-bench=${BENCH:-W1|W2|W3|RestoreW1|RestoreW2}
+bench=${BENCH:-W1|W2|W3|RestoreW1|RestoreW2|ExtractW1|ExtractW2}
 out=$(mktemp)
 bin=$(mktemp -d)
 trap 'rm -rf "$out" "$bin"' EXIT
 
-# The release build of backupd, for the end-to-end rows.
-go build -o "$bin/backupd" ./cmd/backupd
+# backupd for the end-to-end and extract rows, built as the Debian
+# package and the release archives build it: pure Go, statically linked
+# (a cgo build maps libc as well, 1.3 MiB more of peak RSS).
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/backupd" ./cmd/backupd
 BACKUPD_BENCH_COMPARE=1 BACKUPD_BENCH_DAEMON="$bin/backupd" go test ./backup/ -run '^$' -bench "^Benchmark($bench)\$" -benchtime "${rounds}x" -timeout 90m | tee "$out"
 
 echo
@@ -57,6 +62,8 @@ END {
 		row(m, "idevicebackup2", "idevicebackup2", "")
 		row(m, "backupd engine", "backupd", sprintf("%.2f", v[m, "ratio"]))
 		row(m, "backupd run", "daemon", sprintf("%.2f", v[m, "daemon-ratio"]))
+		row(m, "cp -r", "cp", "")
+		row(m, "backupd extract", "extract", sprintf("%.2f", v[m, "extract-ratio"]))
 		if (v[m, "sim-discard-MiB/s"] != "") printf "%-9s %d files, %.0f MiB; the simulator feeds a host that discards at %.0f MiB/s\n", m, v[m, "files"], v[m, "MiB"], v[m, "sim-discard-MiB/s"]
 	}
 }' "$out"

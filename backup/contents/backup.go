@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/backupd/backupd/cause"
 	"github.com/backupd/backupd/proto/backupcrypt"
@@ -53,6 +54,11 @@ type Backup struct {
 	tmp       string                 // decrypted Manifest.db, removed by Close
 	encrypted bool
 	version   string // Lockdown.ProductVersion
+
+	mu sync.Mutex
+	// dirs are the backup's xx/ directories opened so far (at most 256),
+	// by "xx/". They stay open until Close, as the root does.
+	dirs map[string]*os.Root
 }
 
 // manifestPlist is what Open reads from Manifest.plist.
@@ -77,7 +83,7 @@ func Open(ctx context.Context, dir string, opt Options) (_ *Backup, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("contents: open backup: %w", err)
 	}
-	b := &Backup{dir: abs, root: root}
+	b := &Backup{dir: abs, root: root, dirs: map[string]*os.Root{}}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -114,6 +120,12 @@ func (b *Backup) Close() error {
 	if b.tmp != "" {
 		errs = append(errs, os.Remove(b.tmp))
 	}
+	b.mu.Lock()
+	for _, d := range b.dirs {
+		errs = append(errs, d.Close())
+	}
+	clear(b.dirs)
+	b.mu.Unlock()
 	errs = append(errs, b.root.Close())
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -375,5 +376,40 @@ func TestOpenRefusesHostileManifest(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), t.TempDir(), Options{}); err == nil {
 		t.Fatal("a directory without Manifest.plist opened")
+	}
+}
+
+// TestDestDirsPastTheirBound: past maxOpenDirs directories the cache
+// starts again, and every handle it gives still names its own directory.
+func TestDestDirsPastTheirBound(t *testing.T) {
+	dest := t.TempDir()
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	c := destDirs{root: root, open: map[string]*os.Root{}}
+	defer c.close()
+	n := 2*maxOpenDirs + 3
+	for i := range n {
+		// Twice each, the second time from the cache or after a reset.
+		for range 2 {
+			d, err := c.get(filepath.Join("D", fmt.Sprint(i%7), fmt.Sprint(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.WriteFile(fmt.Sprint(i), []byte(fmt.Sprint(i)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(c.open) > maxOpenDirs {
+			t.Fatalf("%d directories open, bound %d", len(c.open), maxOpenDirs)
+		}
+	}
+	for i := range n {
+		p := filepath.Join(dest, "D", fmt.Sprint(i%7), fmt.Sprint(i), fmt.Sprint(i))
+		if got, err := os.ReadFile(p); err != nil || string(got) != fmt.Sprint(i) {
+			t.Fatalf("%s: %q, %v", p, got, err)
+		}
 	}
 }

@@ -79,7 +79,8 @@ func Extract(ctx context.Context, b *Backup, dest string, opt ExtractOptions) (S
 		return sum, fmt.Errorf("contents: %w", err)
 	}
 	defer root.Close()
-	x := &extractor{ctx: ctx, b: b, root: root, opt: opt, sum: &sum, prog: total, buf: make([]byte, 256<<10)}
+	x := &extractor{ctx: ctx, b: b, root: root, dirs: destDirs{root: root, open: map[string]*os.Root{}}, opt: opt, sum: &sum, prog: total, buf: make([]byte, 256<<10)}
+	defer x.dirs.close()
 	for e, err := range b.Files(ctx, opt.Filter) {
 		if err != nil {
 			return sum, err
@@ -95,7 +96,7 @@ func Extract(ctx context.Context, b *Backup, dest string, opt ExtractOptions) (S
 // tally counts what the filter chooses, for the progress totals.
 func (b *Backup) tally(ctx context.Context, f Filter) (Progress, error) {
 	var p Progress
-	for e, err := range b.Files(ctx, f) {
+	for e, err := range b.files(ctx, f, sizeOf) {
 		if err != nil {
 			return p, err
 		}
@@ -111,6 +112,7 @@ type extractor struct {
 	ctx  context.Context
 	b    *Backup
 	root *os.Root
+	dirs destDirs
 	opt  ExtractOptions
 	sum  *Summary
 	prog Progress
@@ -138,11 +140,9 @@ func (x *extractor) one(e Entry) {
 		x.skip(e, reason)
 		return
 	}
-	if !x.opt.Overwrite {
-		if _, err := x.root.Lstat(name); err == nil {
-			x.skip(e, "already in the destination (use overwrite to replace it)")
-			return
-		}
+	if !x.opt.Overwrite && x.exists(name) {
+		x.skip(e, "already in the destination (use overwrite to replace it)")
+		return
 	}
 	x.prog.Current = e.Name()
 	n, err := x.write(e, name)
@@ -166,6 +166,19 @@ func (x *extractor) report() {
 	}
 }
 
+// exists says whether name is taken in the destination. Its directory is
+// looked at through its handle when open; a directory not opened yet is
+// often missing, and is not made for a file that may then fail.
+func (x *extractor) exists(name string) bool {
+	var err error
+	if d := x.dirs.open[filepath.Dir(name)]; d != nil {
+		_, err = d.Lstat(filepath.Base(name))
+	} else {
+		_, err = x.root.Lstat(name)
+	}
+	return err == nil
+}
+
 // write copies one file to name under a temporary name, sets its time
 // and renames it into place.
 func (x *extractor) write(e Entry, name string) (n int64, err error) {
@@ -174,18 +187,19 @@ func (x *extractor) write(e Entry, name string) (n int64, err error) {
 		return 0, err
 	}
 	defer src.Close()
-	if err := x.root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+	dir, err := x.dirs.get(filepath.Dir(name))
+	if err != nil {
 		return 0, err
 	}
-	tmp := filepath.Join(filepath.Dir(name), "."+tempSuffix())
-	out, err := x.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	base, tmp := filepath.Base(name), "."+tempSuffix()
+	out, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return 0, err
 	}
 	defer func() {
 		if err != nil {
 			out.Close()
-			x.root.Remove(tmp)
+			dir.Remove(tmp)
 		}
 	}()
 	start := x.prog.Bytes
@@ -197,16 +211,57 @@ func (x *extractor) write(e Entry, name string) (n int64, err error) {
 	if err := out.Close(); err != nil {
 		return 0, err
 	}
-	if err := x.root.Chtimes(tmp, e.ModTime, e.ModTime); err != nil {
+	if err := dir.Chtimes(tmp, e.ModTime, e.ModTime); err != nil {
 		return 0, err
 	}
 	if !x.opt.Overwrite {
 		// A file that appeared while this one was written stays.
-		if _, err := x.root.Lstat(name); err == nil {
+		if _, err := dir.Lstat(base); err == nil {
 			return 0, fmt.Errorf("%s appeared in the destination meanwhile: %w", name, fs.ErrExist)
 		}
 	}
-	return n, x.root.Rename(tmp, name)
+	return n, dir.Rename(tmp, base)
+}
+
+// maxOpenDirs bounds the destination directories an extraction keeps
+// open. Files come in order of domain and path, so those of a directory
+// come together and a few handles serve nearly all of them.
+const maxOpenDirs = 64
+
+// destDirs are the destination's directories, each opened once through
+// the root. A file's five operations (look, create, set its time, look
+// again, rename) then each cost one call on its directory's handle,
+// where through the root each opened and closed every directory of its
+// path anew: most of the time of a backup of small files.
+type destDirs struct {
+	root *os.Root
+	open map[string]*os.Root
+}
+
+// get returns directory d of the destination, made if missing.
+func (c *destDirs) get(d string) (*os.Root, error) {
+	if r := c.open[d]; r != nil {
+		return r, nil
+	}
+	if len(c.open) >= maxOpenDirs {
+		c.close()
+	}
+	if err := c.root.MkdirAll(d, 0o755); err != nil {
+		return nil, err
+	}
+	r, err := c.root.OpenRoot(d)
+	if err != nil {
+		return nil, err
+	}
+	c.open[d] = r
+	return r, nil
+}
+
+func (c *destDirs) close() {
+	for _, r := range c.open {
+		r.Close()
+	}
+	clear(c.open)
 }
 
 func tempSuffix() string {

@@ -144,6 +144,12 @@ func IsCameraRollMedia(e Entry) bool {
 // Files lists the entries the filter chooses, ordered by domain and
 // relative path. It streams: a million entries cost one at a time.
 func (b *Backup) Files(ctx context.Context, f Filter) iter.Seq2[Entry, error] {
+	return b.files(ctx, f, entryOf)
+}
+
+// files lists the entries the filter chooses, each made from its row by
+// entry.
+func (b *Backup) files(ctx context.Context, f Filter, entry func(Row) Entry) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		var tail string
 		var args []any
@@ -156,11 +162,21 @@ func (b *Backup) Files(ctx context.Context, f Filter) iter.Seq2[Entry, error] {
 				yield(Entry{}, err)
 				return
 			}
-			if e := entryOf(r); f.Match(e) && !yield(e, nil) {
+			if e := entry(r); f.Match(e) && !yield(e, nil) {
 				return
 			}
 		}
 	}
+}
+
+// sizeOf is entryOf without the rest of the record: the Size alone is
+// read in place (mbfile.Size), for totals over a whole backup.
+func sizeOf(r Row) Entry {
+	e := Entry{FileID: r.FileID, Domain: r.Domain, RelativePath: r.RelativePath, Kind: Kind(r.Flags)}
+	if !r.Oversized {
+		e.Size, _ = mbfile.Size(r.Record)
+	}
+	return e
 }
 
 func entryOf(r Row) Entry {

@@ -52,6 +52,25 @@ func backupPath(id string) (string, error) {
 	return path.Join(id[:2], id), nil
 }
 
+// open opens rel, "xx/<fileID>", through the backup's handle of xx,
+// opened once: through the root each file's open would open and close xx
+// again.
+func (b *Backup) open(rel string) (*os.File, error) {
+	dir, name := path.Split(rel)
+	b.mu.Lock()
+	d := b.dirs[dir]
+	if d == nil {
+		var err error
+		if d, err = b.root.OpenRoot(dir); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		b.dirs[dir] = d
+	}
+	b.mu.Unlock()
+	return d.Open(name)
+}
+
 // stored opens a file's content as stored and checks its length against
 // the record: equal to Size in a plain backup, Size padded to whole AES
 // blocks in an encrypted one.
@@ -66,7 +85,7 @@ func (b *Backup) stored(e Entry) (*os.File, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrDamaged, err)
 	}
-	f, err := b.root.Open(rel)
+	f, err := b.open(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, fmt.Errorf("%w: %w", ErrDamaged, ErrMissing)
 	}
