@@ -61,7 +61,7 @@ func benchExtract(b *testing.B, spec sim.FileSpec) {
 		for i := range tools {
 			tools[(i+rounds)%len(tools)]()
 		}
-		os.RemoveAll(out)
+		discardTrees(spec, out)
 	}
 	files := int64(spec.Count)
 	b.ReportMetric(float64(files), "files")
