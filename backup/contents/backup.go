@@ -56,8 +56,9 @@ type Backup struct {
 	version   string // Lockdown.ProductVersion
 
 	mu sync.Mutex
-	// dirs are the backup's xx/ directories opened so far (at most 256),
-	// by "xx/". They stay open until Close, as the root does.
+	// dirs are the backup's xx/ directories opened so far, by "xx/": one
+	// for each two-hex-digit prefix of a fileID met (backupPath), 484 at
+	// most. They stay open until Close, as the root does.
 	dirs map[string]*os.Root
 }
 

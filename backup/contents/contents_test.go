@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -411,5 +412,60 @@ func TestDestDirsPastTheirBound(t *testing.T) {
 		if got, err := os.ReadFile(p); err != nil || string(got) != fmt.Sprint(i) {
 			t.Fatalf("%s: %q, %v", p, got, err)
 		}
+	}
+}
+
+// TestExtractSymlinksStayInside: a symbolic link that leads out of the
+// destination (planted in it) or out of the backup (an xx/ directory)
+// fails that file; nothing is written or read outside, and the other
+// files are extracted.
+func TestExtractSymlinksStayInside(t *testing.T) {
+	inside := testFile{domain: "HomeDomain", rel: "Documents/inside.txt", kind: KindFile, content: []byte("inside"), mtime: t0}
+	linked := testFile{domain: "MediaDomain", rel: "Library/linked.txt", kind: KindFile, content: []byte("linked"), mtime: t0}
+	for _, c := range []struct {
+		name  string
+		plant func(t *testing.T, backup, dest, outside string)
+	}{
+		{"destination directory", func(t *testing.T, _, dest, outside string) {
+			if err := os.MkdirAll(dest, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(dest, "MediaDomain")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"backup directory", func(t *testing.T, backup, _, outside string) {
+			xx := filepath.Join(backup, linked.id()[:2])
+			if err := os.Rename(xx, filepath.Join(outside, "xx")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(outside, "xx"), xx); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if inside.id()[:2] == linked.id()[:2] {
+				t.Fatal("the two files share their xx/ directory")
+			}
+			backup := makeBackup(t, "", []testFile{inside, linked})
+			b := open(t, backup, "")
+			dest, outside := filepath.Join(t.TempDir(), "out"), t.TempDir()
+			c.plant(t, backup, dest, outside)
+			before := treeFiles(t, outside)
+			sum, err := Extract(context.Background(), b, dest, ExtractOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Files != 1 || len(sum.Failed) != 1 || sum.Failed[0].Name != "MediaDomain/Library/linked.txt" {
+				t.Fatalf("summary: %d files, failed %v", sum.Files, sum.Failed)
+			}
+			if got, err := os.ReadFile(filepath.Join(dest, "HomeDomain", "Documents", "inside.txt")); err != nil || string(got) != "inside" {
+				t.Fatalf("inside.txt: %q, %v", got, err)
+			}
+			if after := treeFiles(t, outside); !maps.Equal(before, after) {
+				t.Fatalf("outside changed: %v, was %v", after, before)
+			}
+		})
 	}
 }
