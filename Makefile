@@ -57,8 +57,8 @@ CMDS := $(sort $(patsubst cmd/%/,%,$(dir $(wildcard cmd/*/*.go))))
 # chromium is for the web page's browser test; dpkg-dev, lintian,
 # debootstrap and systemd (systemd-analyze) are for the packaging tests and
 # make package-test.
-DEBS     := libimobiledevice-utils usbmuxd sqlite3 tmux chromium dpkg-dev lintian debootstrap systemd
-DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id usbmuxd sqlite3 tmux chromium dpkg-deb lintian debootstrap systemd-analyze
+DEBS     := libimobiledevice-utils libplist-utils usbmuxd sqlite3 tmux chromium dpkg-dev lintian debootstrap systemd
+DEB_CMDS := idevicebackup2 ideviceinfo idevicepair idevice_id plistutil usbmuxd sqlite3 tmux chromium dpkg-deb lintian debootstrap systemd-analyze
 
 .PHONY: all build test vet cross demo screenshots bench bench-compare lint fuzz torture deps clean dist deb package-test
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,7 +75,8 @@ type childResult struct {
 }
 
 // benchChild runs one backup: BACKUPD_BENCH_CHILD=<usbmuxd address>,
-// BENCH_UDID, BENCH_DIR, BENCH_FULL=1 to force a full backup;
+// BENCH_UDID, BENCH_DIR, BENCH_FULL=1 to force a full backup,
+// BENCH_MEMPROFILE=path for the allocation profile of the backup;
 // BENCH_RESTORE=1 restores the latest backup instead (restoreChild).
 func benchChild() int {
 	addr, err := usbmux.ParseAddr(os.Getenv(benchChildEnv))
@@ -121,7 +123,27 @@ func benchChild() int {
 		opts.StallTimeout = d
 	}
 	res, err := New(mux, opts).Run(ctx, dev, Target{Repo: FromRepo(r), ForceFull: os.Getenv("BENCH_FULL") == "1"})
+	if err == nil {
+		err = writeAllocProfile(os.Getenv("BENCH_MEMPROFILE"))
+	}
 	return printChild(childResult{Result: res, VmHWM: vmHWM(os.Getpid())}, err)
+}
+
+// writeAllocProfile writes where the backup allocated to path, when set
+// (go tool pprof -sample_index=alloc_space reads it).
+func writeAllocProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // printChild prints a child's result for its parent, err included, and
@@ -260,6 +282,13 @@ func newWorkload(b *testing.B, spec sim.FileSpec) *workload {
 		b.Skipf("set %s=1 (make bench-compare) to compare with idevicebackup2", benchCompareEnv)
 	}
 	ib2 := simtest.RequireTool(b, "idevicebackup2")
+	if spec.Count >= manyFiles {
+		// Registered first, so it runs last: after the temporary
+		// directories of the many-file rounds are gone, the next
+		// benchmark waits out the kernel's window for freed inodes (see
+		// discardTrees), or its first rounds pay for this one's removal.
+		b.Cleanup(func() { time.Sleep(recentlyDeleted) })
+	}
 	spec.Seed = 42
 	s, devs := simtest.StartT(b, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec}, sim.DeviceConfig{Files: spec})
 	return &workload{sim: s, devs: devs, ib2: ib2}
@@ -334,6 +363,10 @@ func benchCompare(b *testing.B, spec sim.FileSpec, mutate float64) {
 	b.ReportMetric(float64(bytes)/float64(1<<20)/median(eng.wall).Seconds(), "backupd-MiB/s")
 	b.ReportMetric(disc, "sim-discard-MiB/s")
 }
+
+// recentlyDeleted is how long ext4 without a journal keeps a freed
+// inode from reuse (the kernel's recently_deleted: 30 s), and a second.
+const recentlyDeleted = 31 * time.Second
 
 // manyFiles is the number of files past which a round's trees are kept
 // to the end of the benchmark rather than removed after the round.

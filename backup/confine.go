@@ -84,13 +84,14 @@ func devicePath(op, p string, maxLen int, allowRoot bool) (string, error) {
 	if p = strings.TrimLeft(p, "/"); p == "" {
 		p = "." // "/" names the root itself
 	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return "", escape(op, raw, "has a .. component")
-		}
+	dotdot, clean := scanPath(p)
+	if dotdot {
+		return "", escape(op, raw, "has a .. component")
 	}
-	clean := path.Clean(p)
-	if clean == "." {
+	if !clean {
+		p = path.Clean(p)
+	}
+	if p == "." {
 		if allowRoot {
 			return ".", nil
 		}
@@ -98,10 +99,32 @@ func devicePath(op, p string, maxLen int, allowRoot bool) (string, error) {
 	}
 	// On Windows this also refuses drive letters, colons (alternate
 	// streams) and reserved names such as NUL or COM1.
-	if !filepath.IsLocal(filepath.FromSlash(clean)) {
+	if !filepath.IsLocal(filepath.FromSlash(p)) {
 		return "", escape(op, raw, "not a local path on this system")
 	}
-	return clean, nil
+	return p, nil
+}
+
+// scanPath reports whether a relative slash-separated path has a ".."
+// component, and whether it is already clean (no empty or "." component),
+// so that path.Clean runs only for the paths that need it: a backup
+// checks some 200 000 paths, nearly all of them clean.
+func scanPath(p string) (dotdot, clean bool) {
+	clean = true
+	start := 0
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "..":
+			return true, false
+		case "", ".":
+			clean = false
+		}
+		start = i + 1
+	}
+	return false, clean
 }
 
 // errPathEscapesText is the text of os.Root's unexported error for a path

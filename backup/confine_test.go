@@ -3,8 +3,10 @@ package backup
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,4 +104,34 @@ func TestRootEscapeError(t *testing.T) {
 	if isRootEscape(nil) {
 		t.Error("nil counts as an escape")
 	}
+}
+
+// FuzzDevicePathClean holds devicePath's shortcut (path.Clean only for
+// paths that need it) and split to what path.Clean and path.Split give.
+func FuzzDevicePathClean(f *testing.F) {
+	for _, s := range []string{"a/b", "/a//b/", "./a/./b", "a/../b", "..", "a/..b/c", ".", "/", "a/b/.", "..a", "a/.../b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, err := devicePath("Test", p, DefaultMaxPathLen, true)
+		rel := strings.TrimLeft(p, "/")
+		hasDotDot := slices.Contains(strings.Split(rel, "/"), "..")
+		if err != nil {
+			return
+		}
+		if hasDotDot {
+			t.Fatalf("devicePath(%q) = %q: accepted a .. component", p, got)
+		}
+		if want := path.Clean(rel); rel != "" && got != want {
+			t.Fatalf("devicePath(%q) = %q, path.Clean gives %q", p, got, want)
+		}
+		d, name := split(got)
+		wd, wn := path.Split(got)
+		if wd = path.Clean(wd); wd == "" || wd == "/" {
+			wd = "."
+		}
+		if d != wd || name != wn {
+			t.Fatalf("split(%q) = %q, %q; want %q, %q", got, d, name, wd, wn)
+		}
+	})
 }

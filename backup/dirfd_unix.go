@@ -3,6 +3,7 @@
 package backup
 
 import (
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -61,7 +62,7 @@ func plainName(n string) bool {
 // three fcntl and an epoll_ctl more for every file of a backup. done is
 // false when it did nothing (a name that is not a plain one, a directory
 // that cannot be opened), which create's general way then reports.
-func (c *dirCache) createAt(d, name string) (f *os.File, done bool, err error) {
+func (c *dirCache) createAt(d, name string) (f fileWriter, done bool, err error) {
 	if !plainName(name) {
 		return nil, false, nil
 	}
@@ -73,7 +74,7 @@ func (c *dirCache) createAt(d, name string) (f *os.File, done bool, err error) {
 	for attempt := 0; ; attempt++ {
 		fd, err := openNew(dirfd, name)
 		if err == nil {
-			return os.NewFile(uintptr(fd), name), true, nil
+			return &rawFile{fd: fd, name: name}, true, nil
 		}
 		if err != unix.EEXIST || attempt > 0 {
 			return nil, true, &os.PathError{Op: "openat", Path: name, Err: err}
@@ -112,3 +113,48 @@ func removeAt(dirfd int, name string) error {
 	}
 	return err
 }
+
+// rawFile is a new regular file as a bare descriptor. os.NewFile would
+// ask the kernel for its flags (an fcntl) and set a finalizer, for every
+// file of a backup; a new file is always closed by commit or discard.
+type rawFile struct {
+	fd   int
+	name string
+}
+
+// Write writes all of p, as os.File does: a regular file takes it in
+// one call unless interrupted or out of space.
+func (f *rawFile) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(f.fd, p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &os.PathError{Op: "write", Path: f.name, Err: err}
+		}
+		if m == 0 {
+			return n, &os.PathError{Op: "write", Path: f.name, Err: io.ErrShortWrite}
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// Close closes the descriptor; an EINTR from close(2) on Linux means it
+// is closed, so it is not retried.
+func (f *rawFile) Close() error {
+	if f.fd < 0 {
+		return os.ErrClosed
+	}
+	err := unix.Close(f.fd)
+	f.fd = -1
+	if err != nil && err != unix.EINTR {
+		return &os.PathError{Op: "close", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+func (f *rawFile) Fd() uintptr  { return uintptr(f.fd) }
+func (f *rawFile) Name() string { return f.name }

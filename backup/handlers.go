@@ -165,20 +165,9 @@ func (s *session) contentsOfDirectory(msg []any) error {
 		}
 		return s.status(code, text, map[string]any{})
 	}
-	out := make(map[string]any, len(entries))
-	for _, e := range entries {
-		typ := "DLFileTypeUnknown"
-		switch {
-		case e.info.IsDir():
-			typ = "DLFileTypeDirectory"
-		case e.info.Mode().IsRegular():
-			typ = "DLFileTypeRegular"
-		}
-		out[e.name] = map[string]any{
-			"DLFileType":             typ,
-			"DLFileSize":             uint64(max(e.info.Size(), 0)),
-			"DLFileModificationDate": e.info.ModTime().UTC(),
-		}
+	out := make(devicelink.Listing, len(entries))
+	for i, e := range entries {
+		out[i] = devicelink.EntryOf(e.name, e.info)
 	}
 	return s.status(0, "", out)
 }

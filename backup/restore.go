@@ -708,24 +708,13 @@ func (s *session) restoreList(msg []any) error {
 		}
 		return s.status(dlCode(lerr), errText(lerr), map[string]any{})
 	}
-	out := make(map[string]any, len(entries))
+	out := make(devicelink.Listing, 0, len(entries))
 	for _, e := range entries {
 		fi, err := e.Info()
 		if err != nil {
 			continue
 		}
-		typ := "DLFileTypeUnknown"
-		switch {
-		case fi.IsDir():
-			typ = "DLFileTypeDirectory"
-		case fi.Mode().IsRegular():
-			typ = "DLFileTypeRegular"
-		}
-		out[e.Name()] = map[string]any{
-			"DLFileType":             typ,
-			"DLFileSize":             uint64(max(fi.Size(), 0)),
-			"DLFileModificationDate": fi.ModTime().UTC(),
-		}
+		out = append(out, devicelink.EntryOf(e.Name(), fi))
 	}
 	return s.status(0, "", out)
 }

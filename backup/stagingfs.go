@@ -150,11 +150,15 @@ func (c *dirCache) dir(d string) (*os.Root, error) {
 
 // split returns the directory and name of a clean relative path.
 func split(p string) (string, string) {
-	d, name := path.Split(p)
-	if d == "" {
-		return ".", name
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return ".", p
 	}
-	return path.Clean(d), name
+	d, name := p[:i], p[i+1:]
+	if _, clean := scanPath(d); !clean {
+		d = path.Clean(d)
+	}
+	return d, name
 }
 
 // A backup holds a person's private data, so what it creates is for its
@@ -166,9 +170,18 @@ const (
 	privateDir  fs.FileMode = 0o700
 )
 
+// fileWriter is a new file's descriptor: an *os.File, or on unix a bare
+// one (rawFile).
+type fileWriter interface {
+	io.Writer
+	Close() error
+	Fd() uintptr
+	Name() string
+}
+
 // newFile is a new file being written.
 type newFile struct {
-	*os.File
+	File fileWriter
 	// root and path name it for its removal. Not the directory it was
 	// created in: a worker may hand an open file to the session and go
 	// on, and drop that directory from its cache meanwhile.

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+
+	"github.com/backupd/backupd/proto/mbfile"
 )
 
 // A Manifest.db comes from the phone, so its schema is the phone's to
@@ -133,39 +135,85 @@ type Row struct {
 	Oversized                    bool
 }
 
-// rowsQuery reads each value only when it is within its bound:
+// The columns of Files, each read only when it is within its bound:
 // octet_length is answered from the record's header, without loading the
-// value, so an oversized one costs nothing.
-var rowsQuery = fmt.Sprintf(`SELECT
-	iif(octet_length(fileID) <= %[1]d, fileID, NULL),
-	iif(octet_length(domain) <= %[2]d, domain, NULL),
-	iif(octet_length(relativePath) <= %[2]d, relativePath, NULL),
-	flags,
-	iif(octet_length(file) <= %[3]d, file, NULL),
-	coalesce(octet_length(fileID) > %[1]d OR octet_length(domain) > %[2]d OR
-		octet_length(relativePath) > %[2]d OR octet_length(file) > %[3]d, 0)
-FROM Files`, maxFileIDSize, maxPathSize, MaxRecordSize)
+// value, so an oversized one costs nothing. oversizedColumn says whether
+// any of them was over.
+var (
+	idColumn        = fmt.Sprintf(`iif(octet_length(fileID) <= %d, fileID, NULL)`, maxFileIDSize)
+	domainColumn    = fmt.Sprintf(`iif(octet_length(domain) <= %d, domain, NULL)`, maxPathSize)
+	pathColumn      = fmt.Sprintf(`iif(octet_length(relativePath) <= %d, relativePath, NULL)`, maxPathSize)
+	recordColumn    = fmt.Sprintf(`iif(octet_length(file) <= %d, file, NULL)`, MaxRecordSize)
+	oversizedColumn = fmt.Sprintf(`coalesce(octet_length(fileID) > %[1]d OR octet_length(domain) > %[2]d OR
+		octet_length(relativePath) > %[2]d OR octet_length(file) > %[3]d, 0)`, maxFileIDSize, maxPathSize, MaxRecordSize)
+)
+
+// rowsQuery reads what Row holds.
+var rowsQuery = "SELECT " + strings.Join([]string{idColumn, domainColumn, pathColumn, "flags", recordColumn, oversizedColumn}, ", ") + " FROM Files"
 
 // Rows streams the rows of Files; tail ("WHERE ...", "ORDER BY ...")
 // and args follow the FROM clause. More rows than the file can hold end
 // the stream with an error wrapping ErrTooManyRows.
 func (m *ManifestDB) Rows(ctx context.Context, tail string, args ...any) iter.Seq2[Row, error] {
-	return func(yield func(Row, error) bool) {
-		rows, err := m.db.QueryContext(ctx, rowsQuery+" "+tail, args...)
+	return query(ctx, m, rowsQuery+" "+tail, args, scanRow)
+}
+
+// SizedRow is a row of Files as a check of the files on disk needs it:
+// the file's ID and the size its record gives.
+type SizedRow struct {
+	FileID string
+	// Size is the record's Size; SizeKnown is false when the record
+	// cannot be read.
+	Size      int64
+	SizeKnown bool
+	// Oversized is set when the ID or the record is over its bound, as
+	// in Row (the ID then reads as empty, the size as unknown).
+	Oversized bool
+}
+
+// sizesQuery reads what SizedRow holds.
+var sizesQuery = "SELECT " + strings.Join([]string{idColumn, recordColumn, oversizedColumn}, ", ") + " FROM Files"
+
+// Sizes streams the rows tail chooses as Rows does, with only each
+// file's ID and size. The record is read where SQLite holds it, not
+// copied twice as a Row's is: a verify reads every row of a backup.
+func (m *ManifestDB) Sizes(ctx context.Context, tail string, args ...any) iter.Seq2[SizedRow, error] {
+	return query(ctx, m, sizesQuery+" "+tail, args, scanSized)
+}
+
+func scanSized(scan func(...any) error) (SizedRow, error) {
+	var id sql.NullString
+	var record sql.RawBytes // valid until the next row
+	var r SizedRow
+	if err := scan(&id, &record, &r.Oversized); err != nil {
+		return r, fmt.Errorf("contents: Manifest.db: %w", err)
+	}
+	r.FileID = id.String
+	if record != nil {
+		r.Size, r.SizeKnown = RecordSize(record)
+	}
+	return r, nil
+}
+
+// query streams the rows of q, each made by scan, at most m.maxRows.
+func query[T any](ctx context.Context, m *ManifestDB, q string, args []any, scan func(func(...any) error) (T, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		rows, err := m.db.QueryContext(ctx, q, args...)
 		if err != nil {
-			yield(Row{}, fmt.Errorf("contents: Manifest.db: %w", err))
+			yield(zero, fmt.Errorf("contents: Manifest.db: %w", err))
 			return
 		}
 		defer rows.Close()
 		var n int64
 		for rows.Next() {
 			if n++; n > m.maxRows {
-				yield(Row{}, fmt.Errorf("contents: Manifest.db: Files yields over %d rows: %w", m.maxRows, ErrTooManyRows))
+				yield(zero, fmt.Errorf("contents: Manifest.db: Files yields over %d rows: %w", m.maxRows, ErrTooManyRows))
 				return
 			}
-			r, err := scanRow(rows.Scan)
+			r, err := scan(rows.Scan)
 			if err != nil {
-				yield(Row{}, err)
+				yield(zero, err)
 				return
 			}
 			if !yield(r, nil) {
@@ -173,9 +221,23 @@ func (m *ManifestDB) Rows(ctx context.Context, tail string, args ...any) iter.Se
 			}
 		}
 		if err := rows.Err(); err != nil {
-			yield(Row{}, fmt.Errorf("contents: Manifest.db: %w", err))
+			yield(zero, fmt.Errorf("contents: Manifest.db: %w", err))
 		}
 	}
+}
+
+// RecordSize reads Size from a Files.file blob (an MBFile archive): in
+// place when it can (mbfile.Size), else by decoding the whole record (an
+// XML plist, say). Nothing it returns refers to blob.
+func RecordSize(blob []byte) (int64, bool) {
+	if n, err := mbfile.Size(blob); err == nil {
+		return n, true
+	}
+	rec, err := mbfile.Decode(blob)
+	if err != nil {
+		return 0, false
+	}
+	return rec.Size, true
 }
 
 func scanRow(scan func(...any) error) (Row, error) {

@@ -69,15 +69,31 @@ func FuzzManifestDB(f *testing.F) {
 		}
 		defer db.Close()
 		var n int64
+		rowsSeen := map[SizedRow]int{}
 		for r, err := range db.Rows(ctx, "") {
 			if err != nil {
+				rowsSeen = nil
 				break
 			}
+			sr := SizedRow{FileID: r.FileID, Oversized: r.Oversized}
+			if r.Record != nil {
+				sr.Size, sr.SizeKnown = RecordSize(r.Record)
+			}
+			rowsSeen[sr]++
 			if n++; n > db.maxRows {
 				t.Fatalf("row %d of at most %d", n, db.maxRows)
 			}
 			if len(r.Record) > MaxRecordSize || len(r.FileID) > maxFileIDSize || len(r.Domain) > maxPathSize || len(r.RelativePath) > maxPathSize {
 				t.Fatalf("a value over its bound: record %d, fileID %d, domain %d, path %d bytes", len(r.Record), len(r.FileID), len(r.Domain), len(r.RelativePath))
+			}
+		}
+		// Sizes reads the same rows, each record in place.
+		for r, err := range db.Sizes(ctx, "") {
+			if err != nil || rowsSeen == nil {
+				break
+			}
+			if rowsSeen[r]--; rowsSeen[r] < 0 {
+				t.Fatalf("Sizes gave %+v, which Rows did not", r)
 			}
 		}
 		if ctx.Err() != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/backupd/backupd/backup/contents"
 	"github.com/backupd/backupd/cause"
-	"github.com/backupd/backupd/proto/mbfile"
 	"github.com/backupd/backupd/proto/wire"
 )
 
@@ -299,6 +298,10 @@ func hasSQLiteMagic(path string) (bool, error) {
 // listedFiles reads Manifest.db's regular files and checks each one. The
 // database is opened through contents.OpenManifestDB, which refuses a
 // hostile schema and bounds what each row and the whole listing cost.
+// fileRel is where a backup keeps file id, for messages; built only for
+// the files a message names, as the verify reads every row.
+func fileRel(id string) string { return id[:2] + "/" + id }
+
 func (v *verifier) listedFiles(dbPath string) error {
 	db, err := contents.OpenManifestDB(v.ctx, dbPath)
 	if err != nil {
@@ -311,11 +314,11 @@ func (v *verifier) listedFiles(dbPath string) error {
 	checkSizes := !v.rep.Encrypted
 	var oversized int
 	defer v.closeDirs()
-	for row, err := range db.Rows(v.ctx, `WHERE flags = 1`) {
+	for row, err := range db.Sizes(v.ctx, `WHERE flags = 1`) {
 		if err != nil {
 			return &dbError{err}
 		}
-		id, blob := row.FileID, row.Record
+		id := row.FileID
 		if row.Oversized {
 			oversized++
 		}
@@ -329,28 +332,27 @@ func (v *verifier) listedFiles(dbPath string) error {
 			invalidID.add(fmt.Sprintf("%q", id))
 			continue
 		}
-		rel := filepath.Join(id[:2], id)
 		fi, err := v.lstat(id)
 		switch {
 		case isNotExist(err):
 			if !v.excused(id) {
-				missing.add(filepath.ToSlash(rel))
+				missing.add(fileRel(id))
 			}
 			continue
 		case err != nil:
 			return err
 		case !fi.Mode().IsRegular():
-			notRegular.add(filepath.ToSlash(rel))
+			notRegular.add(fileRel(id))
 			continue
 		}
 		v.rep.FilesPresent++
 		if !checkSizes {
 			continue
 		}
-		if size, ok := mbFileSize(blob); ok {
+		if size, ok := row.Size, row.SizeKnown; ok {
 			v.rep.SizesChecked++
 			if size != fi.Size() && !v.excused(id) {
-				wrongSize.add(fmt.Sprintf("%s is %d bytes, Manifest.db says %d", filepath.ToSlash(rel), fi.Size(), size))
+				wrongSize.add(fmt.Sprintf("%s is %d bytes, Manifest.db says %d", fileRel(id), fi.Size(), size))
 			}
 		}
 	}
@@ -506,18 +508,4 @@ func isHex(s string) bool {
 		}
 	}
 	return true
-}
-
-// mbFileSize reads Size from a Files.file blob (an MBFile archive).
-func mbFileSize(blob []byte) (int64, bool) {
-	// Size reads one value in place; Decode, for what Size does not read
-	// (an XML plist, say), builds the whole record.
-	if n, err := mbfile.Size(blob); err == nil {
-		return n, true
-	}
-	rec, err := mbfile.Decode(blob)
-	if err != nil {
-		return 0, false
-	}
-	return rec.Size, true
 }

@@ -2,6 +2,7 @@ package devicelink
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -87,7 +88,15 @@ type Conn struct {
 	// Format of outgoing plists. DeviceLink peers send binary; XML is
 	// accepted on input either way.
 	Format wire.Format
+
+	// bp and out are kept from one binary message to the next: a backup
+	// answers hundreds of listings, each thousands of objects.
+	bp  wire.BplistBuilder
+	out []byte
 }
+
+// keepEncoder bounds the memory a Conn keeps for its next message.
+const keepEncoder = 1 << 20
 
 // NewConn wraps rw.
 func NewConn(rw io.ReadWriter) *Conn {
@@ -169,6 +178,15 @@ func (c *Conn) WriteMessage(name string, args ...any) error {
 
 // WriteRaw writes v, which should be a DeviceLink array, as one message.
 func (c *Conn) WriteRaw(v any) error {
+	if c.Format == wire.Binary {
+		out, err := c.bp.Encode(append(c.out[:0], 0, 0, 0, 0), v)
+		if err == nil {
+			return c.writeEncoded(out)
+		}
+		if !errors.Is(err, wire.ErrUnsupported) {
+			return fmt.Errorf("devicelink: encode: %w", err)
+		}
+	}
 	b, err := wire.Encode(v, c.Format)
 	if err != nil {
 		return fmt.Errorf("devicelink: encode: %w", err)
@@ -177,6 +195,22 @@ func (c *Conn) WriteRaw(v any) error {
 		return fmt.Errorf("devicelink: message of %d bytes does not fit a frame", len(b))
 	}
 	return wire.WriteFrame(c.w, b)
+}
+
+// writeEncoded writes a frame whose first 4 bytes are left for its
+// length.
+func (c *Conn) writeEncoded(out []byte) error {
+	n := len(out) - 4
+	if uint64(n) > math.MaxUint32 {
+		return fmt.Errorf("devicelink: message of %d bytes does not fit a frame", n)
+	}
+	binary.BigEndian.PutUint32(out, uint32(n))
+	_, err := c.w.Write(out)
+	if cap(out) > keepEncoder {
+		c.bp, out = wire.BplistBuilder{}, nil
+	}
+	c.out = out
+	return err
 }
 
 // ExpectMessage reads one message and fails with ErrProtocol unless it is

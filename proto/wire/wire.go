@@ -124,8 +124,17 @@ const (
 	Binary
 )
 
-// Encode marshals v as a plist.
+// Encode marshals v as a plist. A binary plist of the types a plist
+// decodes to is written by BplistBuilder; anything else (a struct, a
+// plist.UID) goes through the plist library.
 func Encode(v any, f Format) (out []byte, err error) {
+	if f == Binary {
+		var b BplistBuilder
+		out, err := b.Encode(nil, v)
+		if !errors.Is(err, ErrUnsupported) {
+			return out, err
+		}
+	}
 	// howett.net/plist panics on some Go values; never let that escape.
 	defer func() {
 		if r := recover(); r != nil {

@@ -48,7 +48,7 @@ func RequireTool(t testing.TB, name string) string {
 		return p
 	}
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed; CI needs it (make deps installs libimobiledevice-utils)", name)
+		t.Fatalf("%s is not installed; CI needs it (make deps installs it)", name)
 	}
 	t.Skipf("%s is not installed (run make deps)", name)
 	return ""
