@@ -135,3 +135,30 @@ func FuzzDevicePathClean(f *testing.F) {
 		}
 	})
 }
+
+func TestScanPath(t *testing.T) {
+	for _, c := range []struct {
+		p             string
+		dotdot, clean bool
+	}{
+		{"a/b", false, true},
+		{"Snapshot/0a/0a1b2c", false, true},
+		{"a.b/c.d", false, true},
+		{"..a/b..", false, true},
+		{"a//b", false, false},
+		{"a/", false, false},
+		{"/a", false, false},
+		{"", false, false},
+		{".", false, false},
+		{"a/./b", false, false},
+		{"a/.", false, false},
+		{"..", true, false},
+		{"a/../b", true, false},
+		{"a/..", true, false},
+	} {
+		dotdot, clean := scanPath(c.p)
+		if dotdot != c.dotdot || clean != c.clean {
+			t.Errorf("scanPath(%q) = %v, %v; want %v, %v", c.p, dotdot, clean, c.dotdot, c.clean)
+		}
+	}
+}
