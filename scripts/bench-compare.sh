@@ -17,7 +17,9 @@
 # ratio (below 1: backupd is faster), the peak RSS of both and the rate at
 # which the simulator alone can feed a host that discards everything.
 # Rounds alternate which tool goes first and start with a sync, so neither
-# pays for the other's dirty pages. The restore and extract rows have no
+# pays for the other's dirty pages. A workload of many files keeps its
+# trees to its end and then waits 31 s, the kernel's window in which freed
+# inodes are skipped (on ext4 without a journal), before the next one. The restore and extract rows have no
 # sim feed figure.
 #
 #   ROUNDS=4 scripts/bench-compare.sh        more rounds per workload
