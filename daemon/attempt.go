@@ -331,6 +331,7 @@ func (a *actor) runEngine(ctx context.Context, req attemptReq, target backup.Rep
 		AwaitingPasscode: a.awaitingPasscode,
 	})
 	wd.stop()
+	prog.stop()
 	return res, berr, context.Cause(wctx)
 }
 

@@ -12,11 +12,19 @@ import (
 // view and the event stream, and cancels a backup whose progress stops.
 
 // progressReporter turns engine progress into the device's view and the
-// event stream, at most a few times a second.
+// event stream, at most a few times a second. A report held back by that
+// limit is published when the limit allows, so the view never lags the
+// engine by more than progressEvery: a round of small files can end
+// within it, and the phone then goes quiet for minutes.
 type progressReporter struct {
 	a       *actor
 	started time.Time
+
+	mu      sync.Mutex
 	last    time.Time
+	pending *backup.Progress // held back, published by flush
+	timer   *time.Timer      // runs flush; nil when none is due
+	stopped bool
 	// state is what the events say the device does: backing_up when
 	// empty, restoring for a restore.
 	state api.State
@@ -31,6 +39,11 @@ type progressReporter struct {
 const progressEvery = 250 * time.Millisecond
 
 func (r *progressReporter) report(p backup.Progress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
 	now := r.a.d.now()
 	// A phone that starts or stops thinking is news however soon.
 	changed := p.Thinking == r.thinkingSince.IsZero()
@@ -40,10 +53,42 @@ func (r *progressReporter) report(p backup.Progress) {
 			r.thinkingSince = now
 		}
 	}
-	if now.Sub(r.last) < progressEvery && p.Percent < 100 && !changed {
+	if wait := progressEvery - now.Sub(r.last); wait > 0 && p.Percent < 100 && !changed {
+		r.pending = &p
+		if r.timer == nil {
+			r.timer = time.AfterFunc(wait, r.flush)
+		}
 		return
 	}
-	r.last = now
+	r.publish(p, now)
+}
+
+// flush publishes the report held back, if the run is still going.
+func (r *progressReporter) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timer = nil
+	if r.stopped || r.pending == nil {
+		return
+	}
+	r.publish(*r.pending, r.a.d.now())
+}
+
+// stop ends the reports: none is published after it returns, so a late
+// one cannot overwrite what the end of the run shows.
+func (r *progressReporter) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+}
+
+// publish puts p in the device's view and on the event stream.
+func (r *progressReporter) publish(p backup.Progress, now time.Time) {
+	r.last, r.pending = now, nil
 	ap := &api.Progress{Percent: p.Percent, Bytes: p.Bytes, Files: p.Files, Started: r.started, ThinkingSince: r.thinkingSince}
 	if el := now.Sub(r.started).Seconds(); el > 0 {
 		ap.BytesPerSecond = float64(p.Bytes) / el

@@ -398,6 +398,7 @@ func (a *actor) runRestore(ctx context.Context, req attemptReq, rp *repo.Repo, r
 		AwaitingPasscode: a.restorePasscode,
 	})
 	wd.stop()
+	prog.stop()
 	why := context.Cause(wctx)
 	a.setProgress(nil)
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/backupd/backupd/proto/wire"
 )
@@ -90,7 +91,10 @@ type Conn struct {
 	Format wire.Format
 
 	// bp and out are kept from one binary message to the next: a backup
-	// answers hundreds of listings, each thousands of objects.
+	// answers hundreds of listings, each thousands of objects. wmu
+	// guards them: messages may be written from more than one goroutine
+	// in turn, as they could before the encoder was kept.
+	wmu sync.Mutex
 	bp  wire.BplistBuilder
 	out []byte
 }
@@ -179,6 +183,8 @@ func (c *Conn) WriteMessage(name string, args ...any) error {
 // WriteRaw writes v, which should be a DeviceLink array, as one message.
 func (c *Conn) WriteRaw(v any) error {
 	if c.Format == wire.Binary {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
 		out, err := c.bp.Encode(append(c.out[:0], 0, 0, 0, 0), v)
 		if err == nil {
 			return c.writeEncoded(out)
