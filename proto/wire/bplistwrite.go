@@ -21,8 +21,10 @@ import (
 // Facts of the format it follows (the same as Bplist's): objects are
 // written in the order of their references, each behind a marker byte;
 // a container holds references of the smallest width that addresses
-// every object; the offset table and a 32-byte trailer end the plist.
-// Equal strings are written once, as Apple's writer does.
+// every object; the offset table, whose entries are wide enough to
+// address the table itself (CoreFoundation and the plist library check
+// that), and a 32-byte trailer end the plist. Equal strings are written
+// once, as Apple's writer does.
 type BplistBuilder struct {
 	objs []bpObject
 	data []byte // the leaves' encodings, end to end
