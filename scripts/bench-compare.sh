@@ -19,8 +19,8 @@
 # Rounds alternate which tool goes first and start with a sync, so neither
 # pays for the other's dirty pages. A workload of many files keeps its
 # trees to its end and then waits 31 s, the kernel's window in which freed
-# inodes are skipped (on ext4 without a journal), before the next one. The restore and extract rows have no
-# sim feed figure.
+# inodes are skipped (on ext4 without a journal), before the next one.
+# The restore and extract rows have no sim feed figure.
 #
 #   ROUNDS=4 scripts/bench-compare.sh        more rounds per workload
 #   BENCH='W1|W3' scripts/bench-compare.sh   some workloads only

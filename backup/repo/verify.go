@@ -295,13 +295,13 @@ func hasSQLiteMagic(path string) (bool, error) {
 	return string(magic[:]) == sqliteMagic, nil
 }
 
-// listedFiles reads Manifest.db's regular files and checks each one. The
-// database is opened through contents.OpenManifestDB, which refuses a
-// hostile schema and bounds what each row and the whole listing cost.
 // fileRel is where a backup keeps file id, for messages; built only for
 // the files a message names, as the verify reads every row.
 func fileRel(id string) string { return id[:2] + "/" + id }
 
+// listedFiles reads Manifest.db's regular files and checks each one. The
+// database is opened through contents.OpenManifestDB, which refuses a
+// hostile schema and bounds what each row and the whole listing cost.
 func (v *verifier) listedFiles(dbPath string) error {
 	db, err := contents.OpenManifestDB(v.ctx, dbPath)
 	if err != nil {
@@ -349,10 +349,10 @@ func (v *verifier) listedFiles(dbPath string) error {
 		if !checkSizes {
 			continue
 		}
-		if size, ok := row.Size, row.SizeKnown; ok {
+		if row.SizeKnown {
 			v.rep.SizesChecked++
-			if size != fi.Size() && !v.excused(id) {
-				wrongSize.add(fmt.Sprintf("%s is %d bytes, Manifest.db says %d", fileRel(id), fi.Size(), size))
+			if row.Size != fi.Size() && !v.excused(id) {
+				wrongSize.add(fmt.Sprintf("%s is %d bytes, Manifest.db says %d", fileRel(id), fi.Size(), row.Size))
 			}
 		}
 	}
